@@ -1,0 +1,13 @@
+// chorus — umbrella header: on-device LLM inference and model fusion.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "chorus/config.hpp"
+#include "chorus/version.hpp"
+
+// core/
+#include "chorus/core/error.hpp"
+#include "chorus/core/fp16.hpp"
+#include "chorus/core/mapped_file.hpp"
+#include "chorus/gguf/tensor_type.hpp"
+#include "chorus/quant/traits.hpp"
