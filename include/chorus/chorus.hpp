@@ -9,5 +9,11 @@
 #include "chorus/core/error.hpp"
 #include "chorus/core/fp16.hpp"
 #include "chorus/core/mapped_file.hpp"
+
+// gguf/
 #include "chorus/gguf/tensor_type.hpp"
+#include "chorus/gguf/file.hpp"
+#include "chorus/gguf/writer.hpp"
+
+// quant/
 #include "chorus/quant/traits.hpp"
