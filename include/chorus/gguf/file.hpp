@@ -182,6 +182,8 @@ class file {
   static file parse(std::span<const std::byte> bytes, std::string source_name = "<memory>") {
     return file(bytes, std::move(source_name));
   }
+  // A temporary buffer would dangle: keep the bytes alive and pass a span.
+  static file parse(std::vector<std::byte>&&, std::string = {}) = delete;
 
   std::uint32_t version() const noexcept { return version_; }
   std::size_t alignment() const noexcept { return alignment_; }
