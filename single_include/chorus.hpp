@@ -750,6 +750,8 @@ class file {
   static file parse(std::span<const std::byte> bytes, std::string source_name = "<memory>") {
     return file(bytes, std::move(source_name));
   }
+  // A temporary buffer would dangle: keep the bytes alive and pass a span.
+  static file parse(std::vector<std::byte>&&, std::string = {}) = delete;
 
   std::uint32_t version() const noexcept { return version_; }
   std::size_t alignment() const noexcept { return alignment_; }
@@ -1310,4 +1312,1524 @@ concept block_format = requires(const Block* in, Block* out, float* f, const flo
 
 }  // namespace chorus::inline CHORUS_ABI::quant
 // ---- end chorus/quant/traits.hpp ----
+// ---- begin chorus/quant/formats.hpp ----
+// chorus — the block formats compiled into this build, and the one switch from a GGUF type
+// id to a compile-time block type.
+//
+// A program that ships one model format can define CHORUS_FORMATS_MINIMAL and the
+// CHORUS_WITH_<FORMAT> it needs (see config.hpp): the other formats' kernels are then never
+// instantiated, and a tensor in one of them is rejected when the model loads.
+
+#include <string>
+#include <type_traits>
+#include <utility>
+
+// ---- begin chorus/quant/float_formats.hpp ----
+// chorus — the plain floating-point tensor formats F32, F16 and BF16 as one-element "blocks".
+//
+// F32 weights meet F32 activations; F16 and BF16 weights meet activations converted to the
+// same 16-bit format (as the reference implementation does), with float accumulation.
+
+#include <cstddef>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+namespace detail {
+template <class Half, gguf::tensor_type Type>
+struct half_traits {
+  static constexpr gguf::tensor_type type = Type;
+  static constexpr std::size_t block_elements = 1;
+  static constexpr std::size_t block_bytes = sizeof(Half);
+  using activation = Half;
+  static void dequantize(const Half* in, float* out, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) out[i] = in[i].to_float();
+  }
+  static void quantize(const float* in, Half* out, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) out[i] = Half(in[i]);
+  }
+  static float dot_reference(const Half* w, const Half* a, std::size_t n) noexcept {
+    float sum = 0.0f;
+    for (std::size_t i = 0; i < n; ++i) sum += w[i].to_float() * a[i].to_float();
+    return sum;
+  }
+};
+}  // namespace detail
+
+template <>
+struct block_traits<float> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::f32;
+  static constexpr std::size_t block_elements = 1;
+  static constexpr std::size_t block_bytes = sizeof(float);
+  using activation = float;
+  static void dequantize(const float* in, float* out, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) out[i] = in[i];
+  }
+  static void quantize(const float* in, float* out, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) out[i] = in[i];
+  }
+  static float dot_reference(const float* w, const float* a, std::size_t n) noexcept {
+    float sum = 0.0f;
+    for (std::size_t i = 0; i < n; ++i) sum += w[i] * a[i];
+    return sum;
+  }
+};
+
+template <>
+struct block_traits<fp16> : detail::half_traits<fp16, gguf::tensor_type::f16> {};
+template <>
+struct block_traits<bf16> : detail::half_traits<bf16, gguf::tensor_type::bf16> {};
+
+static_assert(block_format<float> && block_format<fp16> && block_format<bf16>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/float_formats.hpp ----
+// ---- begin chorus/quant/q2_k.hpp ----
+// chorus — Q2_K (GGUF type 10): 256 weights as 2-bit quants in 16 sub-blocks of 16, each
+// with a 4-bit scale and a 4-bit minimum: value = d * scale * q - dmin * min.
+
+#include <cstdint>
+
+// ---- begin chorus/quant/k_block.hpp ----
+// chorus — what the K-quant formats (Q2_K..Q6_K) share: a super-block of 256 weights that
+// unpacks to int8 quants q with integer sub-block scales (and minimums), value =
+// d * scale[s] * q - dmin * min[s]. Dequantize and the reference dot with Q8_K are written
+// once here over that unpacking; each format supplies unpack/scales (and pack for quantize).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+// ---- begin chorus/quant/q8_k.hpp ----
+// chorus — Q8_K (GGUF type 15): the activation format of the K-quants: 256 int8 quants, a
+// float scale, and the sums of each group of 16 quants (which carry the weights' minimums).
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+// ---- begin chorus/quant/rounding.hpp ----
+// chorus — rounding and small helpers shared by the quantizers.
+
+#include <cmath>
+#include <cstdint>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+// Round to nearest, ties to even (the behaviour of the x86 vector rounding instructions the
+// reference implementation uses when it quantizes activations).
+inline int nearest_even(float x) noexcept { return static_cast<int>(std::nearbyint(x)); }
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/rounding.hpp ----
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q8_k {
+  float d;
+  std::int8_t qs[256];
+  std::int16_t bsums[16];
+};
+static_assert(sizeof(block_q8_k) == 292 && alignof(block_q8_k) == 4);
+
+// The value of largest magnitude maps to -127 (its sign kept in d), as in the reference.
+inline void quantize_q8_k(const float* in, block_q8_k* out, std::size_t n) noexcept {
+  for (std::size_t b = 0; b < n / 256; ++b) {
+    const float* x = in + b * 256;
+    float amax = 0.0f;
+    float max = 0.0f;
+    for (int i = 0; i < 256; ++i) {
+      if (std::fabs(x[i]) > amax) {
+        amax = std::fabs(x[i]);
+        max = x[i];
+      }
+    }
+    block_q8_k& y = out[b];
+    if (amax == 0.0f) {
+      y.d = 0.0f;
+      for (auto& q : y.qs) q = 0;
+      for (auto& s : y.bsums) s = 0;
+      continue;
+    }
+    const float iscale = -127.0f / max;
+    for (int i = 0; i < 256; ++i) {
+      const int v = nearest_even(iscale * x[i]);
+      y.qs[i] = static_cast<std::int8_t>(v < 127 ? v : 127);
+    }
+    for (int g = 0; g < 16; ++g) {
+      int sum = 0;
+      for (int i = 0; i < 16; ++i) sum += y.qs[g * 16 + i];
+      y.bsums[g] = static_cast<std::int16_t>(sum);
+    }
+    y.d = 1.0f / iscale;
+  }
+}
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q8_k.hpp ----
+
+namespace chorus::inline CHORUS_ABI::quant::k_block {
+
+inline constexpr int elements = 256;
+
+// Unpacked form of one super-block: what both the reference and the SIMD kernels consume.
+struct unpacked {
+  std::int8_t q[256];
+  std::int32_t scales[16];  // per sub-block (16 sub-blocks of 16, or the first 8 of 32)
+  std::int32_t mins[16];    // zero for formats without minimums
+  float d;
+  float dmin;
+};
+
+template <class Block>
+void dequantize(const Block* in, float* out, std::size_t n) noexcept {
+  using traits = block_traits<Block>;
+  constexpr int sub = traits::sub_block_elements;
+  unpacked u;
+  for (std::size_t b = 0; b < n / 256; ++b) {
+    traits::unpack(in[b], u);
+    for (int i = 0; i < 256; ++i) {
+      const int s = i / sub;
+      out[b * 256 + i] = u.d * static_cast<float>(u.scales[s]) * static_cast<float>(u.q[i]) -
+                         u.dmin * static_cast<float>(u.mins[s]);
+    }
+  }
+}
+
+// Integer dot per sub-block, scaled by the integer sub-block scale; the minimums go through
+// the activation's group sums. One float multiply per super-block, as in the reference.
+template <class Block>
+float dot_reference(const Block* w, const block_q8_k* a, std::size_t n_blocks) noexcept {
+  using traits = block_traits<Block>;
+  constexpr int sub = traits::sub_block_elements;
+  unpacked u;
+  float sum = 0.0f;
+  for (std::size_t b = 0; b < n_blocks; ++b) {
+    traits::unpack(w[b], u);
+    std::int32_t sumi = 0;
+    std::int32_t summ = 0;
+    for (int s = 0; s < 256 / sub; ++s) {
+      std::int32_t dot = 0;
+      for (int i = s * sub; i < (s + 1) * sub; ++i) dot += u.q[i] * a[b].qs[i];
+      sumi += u.scales[s] * dot;
+      std::int32_t group_sum = 0;
+      for (int g = s * sub / 16; g < (s + 1) * sub / 16; ++g) group_sum += a[b].bsums[g];
+      summ += u.mins[s] * group_sum;
+    }
+    sum += a[b].d * (u.d * static_cast<float>(sumi) - u.dmin * static_cast<float>(summ));
+  }
+  return sum;
+}
+
+// A simple quantizer for the K formats: per sub-block a least-squares-free min/max fit,
+// sub-block scales (and minimums) quantized to `ScaleLevels` levels relative to the
+// super-block's d (dmin). It is not the reference's iterative search (errors are somewhat
+// larger) but produces valid blocks; chorus uses it for synthetic benchmark models.
+template <class Block>
+void quantize(const float* in, Block* out, std::size_t n) noexcept {
+  using traits = block_traits<Block>;
+  constexpr int sub = traits::sub_block_elements;
+  constexpr int n_sub = 256 / sub;
+  constexpr int qmax = traits::quant_levels - 1;
+  constexpr int smax = traits::scale_levels - 1;
+  for (std::size_t b = 0; b < n / 256; ++b) {
+    const float* x = in + b * 256;
+    float scale[16] = {};
+    float minimum[16] = {};
+    for (int s = 0; s < n_sub; ++s) {
+      float lo = x[s * sub], hi = x[s * sub];
+      for (int i = s * sub; i < (s + 1) * sub; ++i) {
+        lo = std::min(lo, x[i]);
+        hi = std::max(hi, x[i]);
+      }
+      if constexpr (traits::has_mins) {
+        lo = std::min(lo, 0.0f);  // min is stored as a positive offset subtracted
+        scale[s] = (hi - lo) / static_cast<float>(qmax);
+        minimum[s] = -lo;
+      } else {
+        const float amax = std::max(std::fabs(lo), std::fabs(hi));
+        scale[s] = amax / static_cast<float>(traits::quant_offset);
+      }
+    }
+    float max_scale = 0.0f, max_min = 0.0f;
+    for (int s = 0; s < n_sub; ++s) {
+      max_scale = std::max(max_scale, scale[s]);
+      max_min = std::max(max_min, minimum[s]);
+    }
+    const float d = max_scale / static_cast<float>(traits::has_mins ? smax : smax / 2);
+    const float dmin = max_min / static_cast<float>(smax);
+    unpacked u{};
+    u.d = fp16(d).to_float();
+    u.dmin = fp16(dmin).to_float();
+    for (int s = 0; s < n_sub; ++s) {
+      int sc = u.d > 0.0f ? static_cast<int>(std::lround(scale[s] / u.d)) : 0;
+      if constexpr (traits::has_mins) {
+        sc = std::clamp(sc, 0, smax);
+        u.mins[s] = u.dmin > 0.0f ? std::clamp(static_cast<int>(std::lround(minimum[s] / u.dmin)), 0, smax) : 0;
+      } else {
+        sc = std::clamp(sc, -(smax + 1) / 2, smax / 2);
+      }
+      u.scales[s] = sc;
+      const float step = u.d * static_cast<float>(sc);
+      const float offset = u.dmin * static_cast<float>(u.mins[s]);
+      for (int i = s * sub; i < (s + 1) * sub; ++i) {
+        int q = step != 0.0f ? static_cast<int>(std::lround((x[i] + offset) / step)) : 0;
+        if constexpr (traits::has_mins) q = std::clamp(q, 0, qmax);
+        else q = std::clamp(q, -traits::quant_offset, qmax - traits::quant_offset);
+        u.q[i] = static_cast<std::int8_t>(q);
+      }
+    }
+    traits::pack(u, out[b]);
+  }
+}
+
+}  // namespace chorus::inline CHORUS_ABI::quant::k_block
+// ---- end chorus/quant/k_block.hpp ----
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q2_k {
+  std::uint8_t scales[16];  // low nibble: scale, high nibble: minimum
+  std::uint8_t qs[64];
+  fp16 d;
+  fp16 dmin;
+};
+static_assert(sizeof(block_q2_k) == 84 && alignof(block_q2_k) == 2);
+
+template <>
+struct block_traits<block_q2_k> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::q2_k;
+  static constexpr std::size_t block_elements = 256;
+  static constexpr std::size_t block_bytes = sizeof(block_q2_k);
+  static constexpr int sub_block_elements = 16;
+  static constexpr bool has_mins = true;
+  static constexpr int quant_levels = 4;
+  static constexpr int quant_offset = 0;
+  static constexpr int scale_levels = 16;
+  using activation = block_q8_k;
+
+  // Element i: half n = i / 128, shift group j = (i % 128) / 32, lane l = i % 32; its two
+  // bits are bits 2j..2j+1 of qs[32n + l]; its sub-block is 8n + 2j + l / 16 = i / 16.
+  static void unpack(const block_q2_k& b, k_block::unpacked& u) noexcept {
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
+      u.q[i] = static_cast<std::int8_t>((b.qs[32 * n + l] >> (2 * j)) & 3);
+    }
+    for (int s = 0; s < 16; ++s) {
+      u.scales[s] = b.scales[s] & 0x0F;
+      u.mins[s] = b.scales[s] >> 4;
+    }
+    u.d = b.d.to_float();
+    u.dmin = b.dmin.to_float();
+  }
+  static void pack(const k_block::unpacked& u, block_q2_k& b) noexcept {
+    for (auto& q : b.qs) q = 0;
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
+      b.qs[32 * n + l] = static_cast<std::uint8_t>(b.qs[32 * n + l] | ((u.q[i] & 3) << (2 * j)));
+    }
+    for (int s = 0; s < 16; ++s) b.scales[s] = static_cast<std::uint8_t>(u.scales[s] | (u.mins[s] << 4));
+    b.d = fp16(u.d);
+    b.dmin = fp16(u.dmin);
+  }
+  static void dequantize(const block_q2_k* in, float* out, std::size_t n) noexcept { k_block::dequantize(in, out, n); }
+  static void quantize(const float* in, block_q2_k* out, std::size_t n) noexcept { k_block::quantize(in, out, n); }
+  static float dot_reference(const block_q2_k* w, const activation* a, std::size_t n) noexcept {
+    return k_block::dot_reference(w, a, n);
+  }
+};
+static_assert(block_format<block_q2_k>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q2_k.hpp ----
+// ---- begin chorus/quant/q3_k.hpp ----
+// chorus — Q3_K (GGUF type 11): 256 weights as 3-bit quants (2 low bits + 1 high bit) in 16
+// sub-blocks of 16 with 6-bit scales: value = d * (scale - 32) * (q - 4).
+
+#include <cstdint>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q3_k {
+  std::uint8_t hmask[32];
+  std::uint8_t qs[64];
+  std::uint8_t scales[12];
+  fp16 d;
+};
+static_assert(sizeof(block_q3_k) == 110 && alignof(block_q3_k) == 2);
+
+template <>
+struct block_traits<block_q3_k> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::q3_k;
+  static constexpr std::size_t block_elements = 256;
+  static constexpr std::size_t block_bytes = sizeof(block_q3_k);
+  static constexpr int sub_block_elements = 16;
+  static constexpr bool has_mins = false;
+  static constexpr int quant_levels = 8;
+  static constexpr int quant_offset = 4;
+  static constexpr int scale_levels = 64;
+  using activation = block_q8_k;
+
+  // Element i (n = i / 128, j = (i % 128) / 32, l = i % 32): low bits 2j..2j+1 of
+  // qs[32n + l], high bit 4n + j of hmask[l]; a clear high bit means q - 4.
+  // Scale k: low 4 bits in nibble k / 8 of scales[k % 8], high 2 bits at 2 * (k / 4) of
+  // scales[8 + k % 4].
+  static void unpack(const block_q3_k& b, k_block::unpacked& u) noexcept {
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
+      const int low = (b.qs[32 * n + l] >> (2 * j)) & 3;
+      const int high = (b.hmask[l] >> (4 * n + j)) & 1;
+      u.q[i] = static_cast<std::int8_t>(low - (high ? 0 : 4));
+    }
+    for (int k = 0; k < 16; ++k) {
+      const int low = (b.scales[k % 8] >> (4 * (k / 8))) & 0x0F;
+      const int high = (b.scales[8 + k % 4] >> (2 * (k / 4))) & 3;
+      u.scales[k] = (low | (high << 4)) - 32;
+      u.mins[k] = 0;
+    }
+    u.d = b.d.to_float();
+    u.dmin = 0.0f;
+  }
+  static void pack(const k_block::unpacked& u, block_q3_k& b) noexcept {
+    for (auto& q : b.qs) q = 0;
+    for (auto& h : b.hmask) h = 0;
+    for (auto& s : b.scales) s = 0;
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
+      const int q = u.q[i] + 4;  // 0..7
+      b.qs[32 * n + l] = static_cast<std::uint8_t>(b.qs[32 * n + l] | ((q & 3) << (2 * j)));
+      b.hmask[l] = static_cast<std::uint8_t>(b.hmask[l] | (((q >> 2) & 1) << (4 * n + j)));
+    }
+    for (int k = 0; k < 16; ++k) {
+      const int v = u.scales[k] + 32;  // 0..63
+      b.scales[k % 8] = static_cast<std::uint8_t>(b.scales[k % 8] | ((v & 0x0F) << (4 * (k / 8))));
+      b.scales[8 + k % 4] = static_cast<std::uint8_t>(b.scales[8 + k % 4] | (((v >> 4) & 3) << (2 * (k / 4))));
+    }
+    b.d = fp16(u.d);
+  }
+  static void dequantize(const block_q3_k* in, float* out, std::size_t n) noexcept { k_block::dequantize(in, out, n); }
+  static void quantize(const float* in, block_q3_k* out, std::size_t n) noexcept { k_block::quantize(in, out, n); }
+  static float dot_reference(const block_q3_k* w, const activation* a, std::size_t n) noexcept {
+    return k_block::dot_reference(w, a, n);
+  }
+};
+static_assert(block_format<block_q3_k>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q3_k.hpp ----
+// ---- begin chorus/quant/q4_0.hpp ----
+// chorus — Q4_0 (GGUF type 2): 32 weights as 4-bit quants q with value = d * (q - 8).
+
+#include <cstdint>
+
+// ---- begin chorus/quant/small_block.hpp ----
+// chorus — what the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1) share: each block unpacks
+// to 32 int8 quants q, with value = d * q (symmetric) or d * q + m (affine). Dequantize and
+// the reference dot are written once here over that unpacking.
+
+#include <cstddef>
+#include <cstdint>
+
+// ---- begin chorus/quant/q8_0.hpp ----
+// chorus — Q8_0 (GGUF type 8): 32 int8 quants with one fp16 scale. Also the activation
+// format that Q4_0, Q5_0 and Q8_0 weights are multiplied with.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q8_0 {
+  fp16 d;
+  std::int8_t qs[32];
+};
+static_assert(sizeof(block_q8_0) == 34 && alignof(block_q8_0) == 2);
+
+// The small-block formats share one shape: 32 weights that unpack to int8 quants q with
+// value = d * q (symmetric) or value = d * q + m (affine), dotted with 8-bit activations.
+enum class block_kind { symmetric, affine };
+
+template <>
+struct block_traits<block_q8_0> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::q8_0;
+  static constexpr std::size_t block_elements = 32;
+  static constexpr std::size_t block_bytes = sizeof(block_q8_0);
+  static constexpr block_kind kind = block_kind::symmetric;
+  using activation = block_q8_0;
+
+  static void unpack(const block_q8_0& b, std::int8_t* q) noexcept { std::copy_n(b.qs, 32, q); }
+  static float scale(const block_q8_0& b) noexcept { return b.d.to_float(); }
+
+  static void dequantize(const block_q8_0* in, float* out, std::size_t n) noexcept {
+    for (std::size_t b = 0; b < n / 32; ++b) {
+      const float d = in[b].d.to_float();
+      for (int i = 0; i < 32; ++i) out[b * 32 + i] = d * static_cast<float>(in[b].qs[i]);
+    }
+  }
+
+  // d = max|x| / 127, q = round(x * 127 / max|x|) with ties to even: the activation rounding
+  // of the reference implementation's vector path, so that both see the same integers.
+  static void quantize(const float* in, block_q8_0* out, std::size_t n) noexcept {
+    for (std::size_t b = 0; b < n / 32; ++b) {
+      const float* x = in + b * 32;
+      float amax = 0.0f;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+      const float d = amax / 127.0f;
+      const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+      out[b].d = fp16(d);
+      for (int i = 0; i < 32; ++i) out[b].qs[i] = static_cast<std::int8_t>(nearest_even(x[i] * id));
+    }
+  }
+
+  static float dot_reference(const block_q8_0* w, const block_q8_0* a, std::size_t n_blocks) noexcept {
+    float sum = 0.0f;
+    for (std::size_t b = 0; b < n_blocks; ++b) {
+      int sumi = 0;
+      for (int i = 0; i < 32; ++i) sumi += w[b].qs[i] * a[b].qs[i];
+      sum += static_cast<float>(sumi) * (w[b].d.to_float() * a[b].d.to_float());
+    }
+    return sum;
+  }
+};
+
+static_assert(block_format<block_q8_0>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q8_0.hpp ----
+// ---- begin chorus/quant/q8_1.hpp ----
+// chorus — Q8_1 (GGUF type 9): the activation format of Q4_1 and Q5_1 weights: Q8_0 plus
+// s = d * sum(q), which carries the weights' offsets m through the dot product.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q8_1 {
+  fp16 d;
+  fp16 s;
+  std::int8_t qs[32];
+};
+static_assert(sizeof(block_q8_1) == 36 && alignof(block_q8_1) == 2);
+
+// Q8_1 exists only as an activation format (no weights are stored in it), so it has no
+// block_traits of its own; this is its quantizer.
+inline void quantize_q8_1(const float* in, block_q8_1* out, std::size_t n) noexcept {
+  for (std::size_t b = 0; b < n / 32; ++b) {
+    const float* x = in + b * 32;
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const int q = nearest_even(x[i] * id);
+      out[b].qs[i] = static_cast<std::int8_t>(q);
+      sum += q;
+    }
+    out[b].d = fp16(d);
+    out[b].s = fp16(d * static_cast<float>(sum));
+  }
+}
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q8_1.hpp ----
+
+namespace chorus::inline CHORUS_ABI::quant::small_block {
+
+template <class Block>
+void dequantize(const Block* in, float* out, std::size_t n) noexcept {
+  using traits = block_traits<Block>;
+  std::int8_t q[32];
+  for (std::size_t b = 0; b < n / 32; ++b) {
+    traits::unpack(in[b], q);
+    const float d = in[b].d.to_float();
+    if constexpr (traits::kind == block_kind::affine) {
+      const float m = in[b].m.to_float();
+      for (int i = 0; i < 32; ++i) out[b * 32 + i] = d * static_cast<float>(q[i]) + m;
+    } else {
+      for (int i = 0; i < 32; ++i) out[b * 32 + i] = d * static_cast<float>(q[i]);
+    }
+  }
+}
+
+// Integer dot per block, scaled in float: the same arithmetic as the reference implementation.
+template <class Block>
+float dot_reference(const Block* w, const typename block_traits<Block>::activation* a, std::size_t n_blocks) noexcept {
+  using traits = block_traits<Block>;
+  std::int8_t q[32];
+  float sum = 0.0f;
+  for (std::size_t b = 0; b < n_blocks; ++b) {
+    traits::unpack(w[b], q);
+    int sumi = 0;
+    for (int i = 0; i < 32; ++i) sumi += q[i] * a[b].qs[i];
+    if constexpr (traits::kind == block_kind::affine) {
+      sum += static_cast<float>(sumi) * (w[b].d.to_float() * a[b].d.to_float()) + w[b].m.to_float() * a[b].s.to_float();
+    } else {
+      sum += static_cast<float>(sumi) * (w[b].d.to_float() * a[b].d.to_float());
+    }
+  }
+  return sum;
+}
+
+// Low nibbles hold elements 0..15, high nibbles 16..31.
+inline void pack_nibbles(const std::uint8_t* q, std::uint8_t* qs) noexcept {
+  for (int j = 0; j < 16; ++j) qs[j] = static_cast<std::uint8_t>((q[j] & 0x0F) | ((q[j + 16] & 0x0F) << 4));
+}
+inline void unpack_nibbles(const std::uint8_t* qs, std::int8_t* q, int offset) noexcept {
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<std::int8_t>((qs[j] & 0x0F) - offset);
+    q[j + 16] = static_cast<std::int8_t>((qs[j] >> 4) - offset);
+  }
+}
+
+// Symmetric quantizer of the Q4_0/Q5_0 kind: the value of largest magnitude maps to -levels/2.
+template <int Levels>
+float quantize_symmetric(const float* x, std::uint8_t* q) noexcept {
+  float amax = 0.0f;
+  float max = 0.0f;
+  for (int i = 0; i < 32; ++i) {
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  }
+  const float d = max / -static_cast<float>(Levels / 2);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int i = 0; i < 32; ++i) {
+    const int v = static_cast<int>(x[i] * id + static_cast<float>(Levels / 2) + 0.5f);
+    q[i] = static_cast<std::uint8_t>(std::min(Levels - 1, std::max(0, v)));
+  }
+  return d;
+}
+
+// Affine quantizer of the Q4_1/Q5_1 kind: [min, max] maps to [0, levels - 1].
+template <int Levels>
+void quantize_affine(const float* x, std::uint8_t* q, float& d, float& m) noexcept {
+  float min = x[0];
+  float max = x[0];
+  for (int i = 1; i < 32; ++i) {
+    min = std::min(min, x[i]);
+    max = std::max(max, x[i]);
+  }
+  d = (max - min) / static_cast<float>(Levels - 1);
+  m = min;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int i = 0; i < 32; ++i) {
+    const int v = static_cast<int>((x[i] - min) * id + 0.5f);
+    q[i] = static_cast<std::uint8_t>(std::min(Levels - 1, std::max(0, v)));
+  }
+}
+
+}  // namespace chorus::inline CHORUS_ABI::quant::small_block
+// ---- end chorus/quant/small_block.hpp ----
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q4_0 {
+  fp16 d;
+  std::uint8_t qs[16];
+};
+static_assert(sizeof(block_q4_0) == 18 && alignof(block_q4_0) == 2);
+
+template <>
+struct block_traits<block_q4_0> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::q4_0;
+  static constexpr std::size_t block_elements = 32;
+  static constexpr std::size_t block_bytes = sizeof(block_q4_0);
+  static constexpr block_kind kind = block_kind::symmetric;
+  using activation = block_q8_0;
+
+  static void unpack(const block_q4_0& b, std::int8_t* q) noexcept { small_block::unpack_nibbles(b.qs, q, 8); }
+  static void dequantize(const block_q4_0* in, float* out, std::size_t n) noexcept { small_block::dequantize(in, out, n); }
+  static void quantize(const float* in, block_q4_0* out, std::size_t n) noexcept {
+    std::uint8_t q[32];
+    for (std::size_t b = 0; b < n / 32; ++b) {
+      out[b].d = fp16(small_block::quantize_symmetric<16>(in + b * 32, q));
+      small_block::pack_nibbles(q, out[b].qs);
+    }
+  }
+  static float dot_reference(const block_q4_0* w, const activation* a, std::size_t n) noexcept {
+    return small_block::dot_reference(w, a, n);
+  }
+};
+static_assert(block_format<block_q4_0>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q4_0.hpp ----
+// ---- begin chorus/quant/q4_1.hpp ----
+// chorus — Q4_1 (GGUF type 3): 32 weights as 4-bit quants q with value = d * q + m.
+
+#include <cstdint>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q4_1 {
+  fp16 d;
+  fp16 m;
+  std::uint8_t qs[16];
+};
+static_assert(sizeof(block_q4_1) == 20 && alignof(block_q4_1) == 2);
+
+template <>
+struct block_traits<block_q4_1> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::q4_1;
+  static constexpr std::size_t block_elements = 32;
+  static constexpr std::size_t block_bytes = sizeof(block_q4_1);
+  static constexpr block_kind kind = block_kind::affine;
+  using activation = block_q8_1;
+
+  static void unpack(const block_q4_1& b, std::int8_t* q) noexcept { small_block::unpack_nibbles(b.qs, q, 0); }
+  static void dequantize(const block_q4_1* in, float* out, std::size_t n) noexcept { small_block::dequantize(in, out, n); }
+  static void quantize(const float* in, block_q4_1* out, std::size_t n) noexcept {
+    std::uint8_t q[32];
+    for (std::size_t b = 0; b < n / 32; ++b) {
+      float d = 0.0f, m = 0.0f;
+      small_block::quantize_affine<16>(in + b * 32, q, d, m);
+      out[b].d = fp16(d);
+      out[b].m = fp16(m);
+      small_block::pack_nibbles(q, out[b].qs);
+    }
+  }
+  static float dot_reference(const block_q4_1* w, const activation* a, std::size_t n) noexcept {
+    return small_block::dot_reference(w, a, n);
+  }
+};
+static_assert(block_format<block_q4_1>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q4_1.hpp ----
+// ---- begin chorus/quant/q4_k.hpp ----
+// chorus — Q4_K (GGUF type 12): 256 weights as 4-bit quants in 8 sub-blocks of 32, each with
+// a 6-bit scale and a 6-bit minimum: value = d * scale * q - dmin * min.
+
+#include <cstdint>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+namespace k_block {
+// The 12-byte packing of eight 6-bit scales and eight 6-bit minimums used by Q4_K and Q5_K:
+// for j < 4 the low 6 bits of bytes j (scale) and j + 4 (min); for j >= 4 the nibbles of
+// byte j + 4 with the 2 high bits taken from the tops of bytes j - 4 (scale) and j (min).
+inline void unpack_scales_6bit(const std::uint8_t* s, std::int32_t* scales, std::int32_t* mins) noexcept {
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      scales[j] = s[j] & 63;
+      mins[j] = s[j + 4] & 63;
+    } else {
+      scales[j] = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+      mins[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+  }
+}
+inline void pack_scales_6bit(const std::int32_t* scales, const std::int32_t* mins, std::uint8_t* s) noexcept {
+  for (int j = 0; j < 12; ++j) s[j] = 0;
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      s[j] = static_cast<std::uint8_t>(s[j] | (scales[j] & 63));
+      s[j + 4] = static_cast<std::uint8_t>(s[j + 4] | (mins[j] & 63));
+    } else {
+      s[j + 4] = static_cast<std::uint8_t>((scales[j] & 0x0F) | ((mins[j] & 0x0F) << 4));
+      s[j - 4] = static_cast<std::uint8_t>(s[j - 4] | ((scales[j] >> 4) << 6));
+      s[j] = static_cast<std::uint8_t>(s[j] | ((mins[j] >> 4) << 6));
+    }
+  }
+}
+}  // namespace k_block
+
+struct block_q4_k {
+  fp16 d;
+  fp16 dmin;
+  std::uint8_t scales[12];
+  std::uint8_t qs[128];
+};
+static_assert(sizeof(block_q4_k) == 144 && alignof(block_q4_k) == 2);
+
+template <>
+struct block_traits<block_q4_k> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::q4_k;
+  static constexpr std::size_t block_elements = 256;
+  static constexpr std::size_t block_bytes = sizeof(block_q4_k);
+  static constexpr int sub_block_elements = 32;
+  static constexpr bool has_mins = true;
+  static constexpr int quant_levels = 16;
+  static constexpr int quant_offset = 0;
+  static constexpr int scale_levels = 64;
+  using activation = block_q8_k;
+
+  // Element i: chunk c = i / 64 of 32 bytes; the low nibbles of qs[32c + l] hold elements
+  // 64c + l, the high nibbles 64c + 32 + l.
+  static void unpack(const block_q4_k& b, k_block::unpacked& u) noexcept {
+    for (int i = 0; i < 256; ++i) {
+      const int c = i / 64, l = i % 32, half = (i % 64) / 32;
+      u.q[i] = static_cast<std::int8_t>((b.qs[32 * c + l] >> (4 * half)) & 0x0F);
+    }
+    k_block::unpack_scales_6bit(b.scales, u.scales, u.mins);
+    u.d = b.d.to_float();
+    u.dmin = b.dmin.to_float();
+  }
+  static void pack(const k_block::unpacked& u, block_q4_k& b) noexcept {
+    for (auto& q : b.qs) q = 0;
+    for (int i = 0; i < 256; ++i) {
+      const int c = i / 64, l = i % 32, half = (i % 64) / 32;
+      b.qs[32 * c + l] = static_cast<std::uint8_t>(b.qs[32 * c + l] | ((u.q[i] & 0x0F) << (4 * half)));
+    }
+    k_block::pack_scales_6bit(u.scales, u.mins, b.scales);
+    b.d = fp16(u.d);
+    b.dmin = fp16(u.dmin);
+  }
+  static void dequantize(const block_q4_k* in, float* out, std::size_t n) noexcept { k_block::dequantize(in, out, n); }
+  static void quantize(const float* in, block_q4_k* out, std::size_t n) noexcept { k_block::quantize(in, out, n); }
+  static float dot_reference(const block_q4_k* w, const activation* a, std::size_t n) noexcept {
+    return k_block::dot_reference(w, a, n);
+  }
+};
+static_assert(block_format<block_q4_k>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q4_k.hpp ----
+// ---- begin chorus/quant/q5_0.hpp ----
+// chorus — Q5_0 (GGUF type 6): 32 weights as 5-bit quants q with value = d * (q - 16); the
+// fifth bits of the 32 quants sit in one little-endian 32-bit word (bit j for element j).
+
+#include <cstdint>
+#include <cstring>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q5_0 {
+  fp16 d;
+  std::uint8_t qh[4];
+  std::uint8_t qs[16];
+};
+static_assert(sizeof(block_q5_0) == 22 && alignof(block_q5_0) == 2);
+
+namespace small_block {
+inline void unpack_5bit(const std::uint8_t* qh, const std::uint8_t* qs, std::int8_t* q, int offset) noexcept {
+  std::uint32_t high;
+  std::memcpy(&high, qh, 4);
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<std::int8_t>(((qs[j] & 0x0F) | (((high >> j) & 1u) << 4)) - offset);
+    q[j + 16] = static_cast<std::int8_t>(((qs[j] >> 4) | (((high >> (j + 16)) & 1u) << 4)) - offset);
+  }
+}
+inline void pack_5bit(const std::uint8_t* q, std::uint8_t* qh, std::uint8_t* qs) noexcept {
+  pack_nibbles(q, qs);
+  std::uint32_t high = 0;
+  for (int j = 0; j < 32; ++j) high |= static_cast<std::uint32_t>((q[j] >> 4) & 1u) << j;
+  std::memcpy(qh, &high, 4);
+}
+}  // namespace small_block
+
+template <>
+struct block_traits<block_q5_0> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::q5_0;
+  static constexpr std::size_t block_elements = 32;
+  static constexpr std::size_t block_bytes = sizeof(block_q5_0);
+  static constexpr block_kind kind = block_kind::symmetric;
+  using activation = block_q8_0;
+
+  static void unpack(const block_q5_0& b, std::int8_t* q) noexcept { small_block::unpack_5bit(b.qh, b.qs, q, 16); }
+  static void dequantize(const block_q5_0* in, float* out, std::size_t n) noexcept { small_block::dequantize(in, out, n); }
+  static void quantize(const float* in, block_q5_0* out, std::size_t n) noexcept {
+    std::uint8_t q[32];
+    for (std::size_t b = 0; b < n / 32; ++b) {
+      out[b].d = fp16(small_block::quantize_symmetric<32>(in + b * 32, q));
+      small_block::pack_5bit(q, out[b].qh, out[b].qs);
+    }
+  }
+  static float dot_reference(const block_q5_0* w, const activation* a, std::size_t n) noexcept {
+    return small_block::dot_reference(w, a, n);
+  }
+};
+static_assert(block_format<block_q5_0>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q5_0.hpp ----
+// ---- begin chorus/quant/q5_1.hpp ----
+// chorus — Q5_1 (GGUF type 7): 32 weights as 5-bit quants q with value = d * q + m.
+
+#include <cstdint>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q5_1 {
+  fp16 d;
+  fp16 m;
+  std::uint8_t qh[4];
+  std::uint8_t qs[16];
+};
+static_assert(sizeof(block_q5_1) == 24 && alignof(block_q5_1) == 2);
+
+template <>
+struct block_traits<block_q5_1> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::q5_1;
+  static constexpr std::size_t block_elements = 32;
+  static constexpr std::size_t block_bytes = sizeof(block_q5_1);
+  static constexpr block_kind kind = block_kind::affine;
+  using activation = block_q8_1;
+
+  static void unpack(const block_q5_1& b, std::int8_t* q) noexcept { small_block::unpack_5bit(b.qh, b.qs, q, 0); }
+  static void dequantize(const block_q5_1* in, float* out, std::size_t n) noexcept { small_block::dequantize(in, out, n); }
+  static void quantize(const float* in, block_q5_1* out, std::size_t n) noexcept {
+    std::uint8_t q[32];
+    for (std::size_t b = 0; b < n / 32; ++b) {
+      float d = 0.0f, m = 0.0f;
+      small_block::quantize_affine<32>(in + b * 32, q, d, m);
+      out[b].d = fp16(d);
+      out[b].m = fp16(m);
+      small_block::pack_5bit(q, out[b].qh, out[b].qs);
+    }
+  }
+  static float dot_reference(const block_q5_1* w, const activation* a, std::size_t n) noexcept {
+    return small_block::dot_reference(w, a, n);
+  }
+};
+static_assert(block_format<block_q5_1>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q5_1.hpp ----
+// ---- begin chorus/quant/q5_k.hpp ----
+// chorus — Q5_K (GGUF type 13): Q4_K with a fifth bit per quant: value = d * scale * q - dmin * min.
+
+#include <cstdint>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q5_k {
+  fp16 d;
+  fp16 dmin;
+  std::uint8_t scales[12];
+  std::uint8_t qh[32];
+  std::uint8_t qs[128];
+};
+static_assert(sizeof(block_q5_k) == 176 && alignof(block_q5_k) == 2);
+
+template <>
+struct block_traits<block_q5_k> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::q5_k;
+  static constexpr std::size_t block_elements = 256;
+  static constexpr std::size_t block_bytes = sizeof(block_q5_k);
+  static constexpr int sub_block_elements = 32;
+  static constexpr bool has_mins = true;
+  static constexpr int quant_levels = 32;
+  static constexpr int quant_offset = 0;
+  static constexpr int scale_levels = 64;
+  using activation = block_q8_k;
+
+  // Low 4 bits as in Q4_K; the fifth bit of element i is bit i / 32 of qh[i % 32].
+  static void unpack(const block_q5_k& b, k_block::unpacked& u) noexcept {
+    for (int i = 0; i < 256; ++i) {
+      const int c = i / 64, l = i % 32, half = (i % 64) / 32;
+      const int low = (b.qs[32 * c + l] >> (4 * half)) & 0x0F;
+      const int high = (b.qh[l] >> (i / 32)) & 1;
+      u.q[i] = static_cast<std::int8_t>(low | (high << 4));
+    }
+    k_block::unpack_scales_6bit(b.scales, u.scales, u.mins);
+    u.d = b.d.to_float();
+    u.dmin = b.dmin.to_float();
+  }
+  static void pack(const k_block::unpacked& u, block_q5_k& b) noexcept {
+    for (auto& q : b.qs) q = 0;
+    for (auto& h : b.qh) h = 0;
+    for (int i = 0; i < 256; ++i) {
+      const int c = i / 64, l = i % 32, half = (i % 64) / 32;
+      b.qs[32 * c + l] = static_cast<std::uint8_t>(b.qs[32 * c + l] | ((u.q[i] & 0x0F) << (4 * half)));
+      b.qh[l] = static_cast<std::uint8_t>(b.qh[l] | (((u.q[i] >> 4) & 1) << (i / 32)));
+    }
+    k_block::pack_scales_6bit(u.scales, u.mins, b.scales);
+    b.d = fp16(u.d);
+    b.dmin = fp16(u.dmin);
+  }
+  static void dequantize(const block_q5_k* in, float* out, std::size_t n) noexcept { k_block::dequantize(in, out, n); }
+  static void quantize(const float* in, block_q5_k* out, std::size_t n) noexcept { k_block::quantize(in, out, n); }
+  static float dot_reference(const block_q5_k* w, const activation* a, std::size_t n) noexcept {
+    return k_block::dot_reference(w, a, n);
+  }
+};
+static_assert(block_format<block_q5_k>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q5_k.hpp ----
+// ---- begin chorus/quant/q6_k.hpp ----
+// chorus — Q6_K (GGUF type 14): 256 weights as 6-bit quants (4 low + 2 high bits) in 16
+// sub-blocks of 16 with int8 scales: value = d * scale * (q - 32).
+
+#include <cstdint>
+
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+struct block_q6_k {
+  std::uint8_t ql[128];
+  std::uint8_t qh[64];
+  std::int8_t scales[16];
+  fp16 d;
+};
+static_assert(sizeof(block_q6_k) == 210 && alignof(block_q6_k) == 2);
+
+template <>
+struct block_traits<block_q6_k> {
+  static constexpr gguf::tensor_type type = gguf::tensor_type::q6_k;
+  static constexpr std::size_t block_elements = 256;
+  static constexpr std::size_t block_bytes = sizeof(block_q6_k);
+  static constexpr int sub_block_elements = 16;
+  static constexpr bool has_mins = false;
+  static constexpr int quant_levels = 64;
+  static constexpr int quant_offset = 32;
+  static constexpr int scale_levels = 256;
+  using activation = block_q8_k;
+
+  // Element i (n = i / 128, group g = (i % 128) / 32, lane l = i % 32): low 4 bits in nibble
+  // g / 2 of ql[64n + 32 (g % 2) + l], high 2 bits at 2g of qh[32n + l]; sub-block i / 16.
+  static void unpack(const block_q6_k& b, k_block::unpacked& u) noexcept {
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, g = (i % 128) / 32, l = i % 32;
+      const int low = (b.ql[64 * n + 32 * (g % 2) + l] >> (4 * (g / 2))) & 0x0F;
+      const int high = (b.qh[32 * n + l] >> (2 * g)) & 3;
+      u.q[i] = static_cast<std::int8_t>((low | (high << 4)) - 32);
+    }
+    for (int s = 0; s < 16; ++s) {
+      u.scales[s] = b.scales[s];
+      u.mins[s] = 0;
+    }
+    u.d = b.d.to_float();
+    u.dmin = 0.0f;
+  }
+  static void pack(const k_block::unpacked& u, block_q6_k& b) noexcept {
+    for (auto& q : b.ql) q = 0;
+    for (auto& h : b.qh) h = 0;
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, g = (i % 128) / 32, l = i % 32;
+      const int q = u.q[i] + 32;  // 0..63
+      auto& low = b.ql[64 * n + 32 * (g % 2) + l];
+      low = static_cast<std::uint8_t>(low | ((q & 0x0F) << (4 * (g / 2))));
+      b.qh[32 * n + l] = static_cast<std::uint8_t>(b.qh[32 * n + l] | (((q >> 4) & 3) << (2 * g)));
+    }
+    for (int s = 0; s < 16; ++s) b.scales[s] = static_cast<std::int8_t>(u.scales[s]);
+    b.d = fp16(u.d);
+  }
+  static void dequantize(const block_q6_k* in, float* out, std::size_t n) noexcept { k_block::dequantize(in, out, n); }
+  static void quantize(const float* in, block_q6_k* out, std::size_t n) noexcept { k_block::quantize(in, out, n); }
+  static float dot_reference(const block_q6_k* w, const activation* a, std::size_t n) noexcept {
+    return k_block::dot_reference(w, a, n);
+  }
+};
+static_assert(block_format<block_q6_k>);
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/q6_k.hpp ----
+
+namespace chorus::inline CHORUS_ABI::quant {
+
+// Whether chorus has kernels for the format at all (compiled in or not).
+constexpr bool is_known_weight_format(gguf::tensor_type type) noexcept {
+  using gguf::tensor_type;
+  switch (type) {
+    case tensor_type::f32: case tensor_type::f16: case tensor_type::bf16: case tensor_type::q4_0:
+    case tensor_type::q4_1: case tensor_type::q5_0: case tensor_type::q5_1: case tensor_type::q8_0:
+    case tensor_type::q2_k: case tensor_type::q3_k: case tensor_type::q4_k: case tensor_type::q5_k:
+    case tensor_type::q6_k: return true;
+    default: return false;
+  }
+}
+
+// Calls f(std::type_identity<Block>{}) for the block type of `type`. Throws errc::unsupported
+// for a type chorus has no kernels for, or one left out of this build.
+template <class F>
+decltype(auto) dispatch(gguf::tensor_type type, F&& f) {
+  using gguf::tensor_type;
+  switch (type) {
+    case tensor_type::f32: return f(std::type_identity<float>{});
+#if CHORUS_WITH_F16
+    case tensor_type::f16: return f(std::type_identity<fp16>{});
+#endif
+#if CHORUS_WITH_BF16
+    case tensor_type::bf16: return f(std::type_identity<bf16>{});
+#endif
+#if CHORUS_WITH_Q4_0
+    case tensor_type::q4_0: return f(std::type_identity<block_q4_0>{});
+#endif
+#if CHORUS_WITH_Q4_1
+    case tensor_type::q4_1: return f(std::type_identity<block_q4_1>{});
+#endif
+#if CHORUS_WITH_Q5_0
+    case tensor_type::q5_0: return f(std::type_identity<block_q5_0>{});
+#endif
+#if CHORUS_WITH_Q5_1
+    case tensor_type::q5_1: return f(std::type_identity<block_q5_1>{});
+#endif
+#if CHORUS_WITH_Q8_0
+    case tensor_type::q8_0: return f(std::type_identity<block_q8_0>{});
+#endif
+#if CHORUS_WITH_Q2_K
+    case tensor_type::q2_k: return f(std::type_identity<block_q2_k>{});
+#endif
+#if CHORUS_WITH_Q3_K
+    case tensor_type::q3_k: return f(std::type_identity<block_q3_k>{});
+#endif
+#if CHORUS_WITH_Q4_K
+    case tensor_type::q4_k: return f(std::type_identity<block_q4_k>{});
+#endif
+#if CHORUS_WITH_Q5_K
+    case tensor_type::q5_k: return f(std::type_identity<block_q5_k>{});
+#endif
+#if CHORUS_WITH_Q6_K
+    case tensor_type::q6_k: return f(std::type_identity<block_q6_k>{});
+#endif
+    default: break;
+  }
+  const std::string name(gguf::type_name(type));
+  if (is_known_weight_format(type)) {
+    fail(errc::unsupported, "tensor type ", name, " is not compiled into this build (define CHORUS_WITH_", name, ")");
+  }
+  fail(errc::unsupported, "tensor type ", name, " (id ", static_cast<unsigned>(type), ") is not supported by chorus");
+}
+
+inline bool is_compiled_in(gguf::tensor_type type) noexcept {
+  try {
+    return dispatch(type, [](auto) { return true; });
+  } catch (const error&) {
+    return false;
+  }
+}
+
+}  // namespace chorus::inline CHORUS_ABI::quant
+// ---- end chorus/quant/formats.hpp ----
+
+// simd/
+// ---- begin chorus/simd/int8_dot.hpp ----
+// chorus — the integer primitive under every quantized dot product: the sum of 32 int8 x int8
+// products. xsimd 8.1 has no widening int8 multiply-add, so the x86 versions use intrinsics
+// (AVX-512 VNNI dpbusd, else AVX2 maddubs) beside the portable scalar reference.
+
+#include <cstdint>
+
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace chorus::inline CHORUS_ABI::simd {
+
+// The scalar reference and fallback.
+inline std::int32_t dot_s8_32_reference(const std::int8_t* a, const std::int8_t* b) noexcept {
+  std::int32_t sum = 0;
+  for (int i = 0; i < 32; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+#if defined(__AVX2__)
+// Products of two int8 vectors summed into 8 int32 lanes. The sign of `a` is moved onto `b`
+// so that the unsigned x signed instructions apply; |a| <= 127 or b != -128 keeps maddubs
+// from saturating (the activations are in [-127, 127]).
+CHORUS_ALWAYS_INLINE __m256i dot_s8_lanes(__m256i a, __m256i b) noexcept {
+  const __m256i abs_a = _mm256_sign_epi8(a, a);
+  const __m256i signed_b = _mm256_sign_epi8(b, a);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), abs_a, signed_b);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(abs_a, signed_b), _mm256_set1_epi16(1));
+#endif
+}
+
+CHORUS_ALWAYS_INLINE std::int32_t hsum_i32(__m256i v) noexcept {
+  __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, _MM_SHUFFLE(1, 0, 3, 2)));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(sum);
+}
+
+inline std::int32_t dot_s8_32(const std::int8_t* a, const std::int8_t* b) noexcept {
+  const __m256i va = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
+  const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+  return hsum_i32(dot_s8_lanes(va, vb));
+}
+#else
+inline std::int32_t dot_s8_32(const std::int8_t* a, const std::int8_t* b) noexcept {
+  return dot_s8_32_reference(a, b);
+}
+#endif
+
+// The sums over bytes 0..15 and 16..31 separately (two K-quant sub-blocks of 16 at once).
+#if defined(__AVX2__)
+inline void dot_s8_2x16(const std::int8_t* a, const std::int8_t* b, std::int32_t& low, std::int32_t& high) noexcept {
+  const __m256i lanes = dot_s8_lanes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)),
+                                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));
+  __m128i lo = _mm256_castsi256_si128(lanes);
+  __m128i hi = _mm256_extracti128_si256(lanes, 1);
+  __m128i both = _mm_hadd_epi32(lo, hi);  // lo0+lo1, lo2+lo3, hi0+hi1, hi2+hi3
+  both = _mm_hadd_epi32(both, both);       // lo, hi, lo, hi
+  low = _mm_cvtsi128_si32(both);
+  high = _mm_extract_epi32(both, 1);
+}
+#else
+inline void dot_s8_2x16(const std::int8_t* a, const std::int8_t* b, std::int32_t& low, std::int32_t& high) noexcept {
+  low = 0;
+  high = 0;
+  for (int i = 0; i < 16; ++i) low += a[i] * b[i];
+  for (int i = 16; i < 32; ++i) high += a[i] * b[i];
+}
+#endif
+
+}  // namespace chorus::inline CHORUS_ABI::simd
+// ---- end chorus/simd/int8_dot.hpp ----
+// ---- begin chorus/simd/float_kernels.hpp ----
+// chorus — float kernels of the forward pass: dot, rmsnorm, softmax, rope, swiglu, add,
+// scale. Each is written once over xsimd::batch<float, Arch> for the architecture the code is
+// compiled for; the scalar versions beside them are the test oracles.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+#include <xsimd/xsimd.hpp>
+
+
+#if defined(__F16C__) && defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace chorus::inline CHORUS_ABI::simd {
+
+using default_arch = xsimd::default_arch;
+
+namespace reference {
+inline float dot(const float* a, const float* b, std::size_t n) noexcept {
+  float sum = 0.0f;
+  for (std::size_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+inline void rmsnorm(const float* x, const float* weight, float* out, std::size_t n, float eps) noexcept {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
+  for (std::size_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+inline void softmax(float* x, std::size_t n) noexcept {
+  const float max = *std::max_element(x, x + n);
+  float sum = 0.0f;
+  for (std::size_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - max));
+  for (std::size_t i = 0; i < n; ++i) x[i] /= sum;
+}
+inline void swiglu(const float* gate, const float* up, float* out, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+}  // namespace reference
+
+template <class Arch = default_arch>
+float dot(const float* a, const float* b, std::size_t n) noexcept {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr std::size_t width = batch::size;
+  batch acc0(0.0f), acc1(0.0f);
+  std::size_t i = 0;
+  for (; i + 2 * width <= n; i += 2 * width) {
+    acc0 = xsimd::fma(batch::load_unaligned(a + i), batch::load_unaligned(b + i), acc0);
+    acc1 = xsimd::fma(batch::load_unaligned(a + i + width), batch::load_unaligned(b + i + width), acc1);
+  }
+  for (; i + width <= n; i += width) acc0 = xsimd::fma(batch::load_unaligned(a + i), batch::load_unaligned(b + i), acc0);
+  float sum = xsimd::hadd(acc0 + acc1);
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// out = x / sqrt(mean(x^2) + eps) * weight (out may alias x).
+template <class Arch = default_arch>
+void rmsnorm(const float* x, const float* weight, float* out, std::size_t n, float eps) noexcept {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr std::size_t width = batch::size;
+  batch acc(0.0f);
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) {
+    const batch v = batch::load_unaligned(x + i);
+    acc = xsimd::fma(v, v, acc);
+  }
+  float sum = xsimd::hadd(acc);
+  for (; i < n; ++i) sum += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
+  i = 0;
+  for (; i + width <= n; i += width) {
+    (batch::load_unaligned(x + i) * scale * batch::load_unaligned(weight + i)).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+// In-place softmax over n values, max-subtracted.
+template <class Arch = default_arch>
+void softmax(float* x, std::size_t n) noexcept {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr std::size_t width = batch::size;
+  float max = -INFINITY;
+  for (std::size_t i = 0; i < n; ++i) max = std::max(max, x[i]);
+  batch acc(0.0f);
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) {
+    const batch e = xsimd::exp(batch::load_unaligned(x + i) - max);
+    e.store_unaligned(x + i);
+    acc += e;
+  }
+  float sum = xsimd::hadd(acc);
+  for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - max));
+  const float inv = 1.0f / sum;
+  i = 0;
+  for (; i + width <= n; i += width) (batch::load_unaligned(x + i) * inv).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+// out = silu(gate) * up, silu(g) = g / (1 + e^-g).
+template <class Arch = default_arch>
+void swiglu(const float* gate, const float* up, float* out, std::size_t n) noexcept {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr std::size_t width = batch::size;
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) {
+    const batch g = batch::load_unaligned(gate + i);
+    (g / (1.0f + xsimd::exp(-g)) * batch::load_unaligned(up + i)).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+// y += x
+template <class Arch = default_arch>
+void add(float* y, const float* x, std::size_t n) noexcept {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr std::size_t width = batch::size;
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) (batch::load_unaligned(y + i) + batch::load_unaligned(x + i)).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+// y += a * x
+template <class Arch = default_arch>
+void axpy(float* y, float a, const float* x, std::size_t n) noexcept {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr std::size_t width = batch::size;
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) {
+    xsimd::fma(batch(a), batch::load_unaligned(x + i), batch::load_unaligned(y + i)).store_unaligned(y + i);
+  }
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+template <class Arch = default_arch>
+void scale(float* x, float factor, std::size_t n) noexcept {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr std::size_t width = batch::size;
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) (batch::load_unaligned(x + i) * factor).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] *= factor;
+}
+
+// Rotary position embedding, "normal" (GPT-J style) mode: adjacent pairs (x[2i], x[2i+1]) of
+// each head rotated by the angle pos * theta_i, with cos/sin precomputed per position.
+inline void rope(float* x, std::size_t n_heads, std::size_t head_dim, const float* cos, const float* sin) noexcept {
+  for (std::size_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (std::size_t i = 0; i < head_dim / 2; ++i) {
+      const float a = v[2 * i], b = v[2 * i + 1];
+      v[2 * i] = a * cos[i] - b * sin[i];
+      v[2 * i + 1] = a * sin[i] + b * cos[i];
+    }
+  }
+}
+
+// fp16 <-> float for whole rows (F16C where available).
+inline void fp16_to_float(const fp16* in, float* out, std::size_t n) noexcept {
+  std::size_t i = 0;
+#if defined(__F16C__) && defined(__AVX2__)
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  }
+#endif
+  for (; i < n; ++i) out[i] = in[i].to_float();
+}
+inline void float_to_fp16(const float* in, fp16* out, std::size_t n) noexcept {
+  std::size_t i = 0;
+#if defined(__F16C__) && defined(__AVX2__)
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+#endif
+  for (; i < n; ++i) out[i] = fp16(in[i]);
+}
+
+}  // namespace chorus::inline CHORUS_ABI::simd
+// ---- end chorus/simd/float_kernels.hpp ----
+// ---- begin chorus/simd/dot.hpp ----
+// chorus — dot products of a row of weight blocks with a row of activation blocks, for every
+// block format. One kernel per format family over the traits' unpacking: 32-element blocks
+// unpack to int8 and meet the activation quants in the int8 primitive (int8_dot.hpp);
+// K-quant super-blocks unpack to int8 with integer sub-block scales; float formats use the
+// xsimd float dot. The traits' dot_reference is the oracle each one is tested against.
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+
+namespace chorus::inline CHORUS_ABI::simd {
+
+namespace detail {
+template <class Block>
+concept small_block = requires { quant::block_traits<Block>::kind; };
+template <class Block>
+concept k_block = requires { quant::block_traits<Block>::sub_block_elements; };
+}  // namespace detail
+
+template <class Block>
+  requires detail::small_block<Block>
+float dot(const Block* w, const typename quant::block_traits<Block>::activation* a, std::size_t n_blocks) noexcept {
+  using traits = quant::block_traits<Block>;
+  alignas(32) std::int8_t q[32];
+  float sum = 0.0f;
+  for (std::size_t b = 0; b < n_blocks; ++b) {
+    const std::int8_t* quants = q;
+    if constexpr (std::is_same_v<Block, quant::block_q8_0>) {
+      quants = w[b].qs;
+    } else {
+      traits::unpack(w[b], q);
+    }
+    const auto sumi = static_cast<float>(dot_s8_32(quants, a[b].qs));
+    if constexpr (traits::kind == quant::block_kind::affine) {
+      sum += sumi * (w[b].d.to_float() * a[b].d.to_float()) + w[b].m.to_float() * a[b].s.to_float();
+    } else {
+      sum += sumi * (w[b].d.to_float() * a[b].d.to_float());
+    }
+  }
+  return sum;
+}
+
+template <class Block>
+  requires detail::k_block<Block>
+float dot(const Block* w, const quant::block_q8_k* a, std::size_t n_blocks) noexcept {
+  using traits = quant::block_traits<Block>;
+  constexpr int sub = traits::sub_block_elements;
+  alignas(32) quant::k_block::unpacked u;
+  float sum = 0.0f;
+  for (std::size_t b = 0; b < n_blocks; ++b) {
+    traits::unpack(w[b], u);
+    std::int32_t sumi = 0;
+    std::int32_t summ = 0;
+    for (int chunk = 0; chunk < 8; ++chunk) {
+      if constexpr (sub == 32) {
+        sumi += u.scales[chunk] * dot_s8_32(u.q + 32 * chunk, a[b].qs + 32 * chunk);
+        if constexpr (traits::has_mins) summ += u.mins[chunk] * (a[b].bsums[2 * chunk] + a[b].bsums[2 * chunk + 1]);
+      } else {
+        std::int32_t low = 0, high = 0;
+        dot_s8_2x16(u.q + 32 * chunk, a[b].qs + 32 * chunk, low, high);
+        sumi += u.scales[2 * chunk] * low + u.scales[2 * chunk + 1] * high;
+        if constexpr (traits::has_mins) {
+          summ += u.mins[2 * chunk] * a[b].bsums[2 * chunk] + u.mins[2 * chunk + 1] * a[b].bsums[2 * chunk + 1];
+        }
+      }
+    }
+    sum += a[b].d * (u.d * static_cast<float>(sumi) - u.dmin * static_cast<float>(summ));
+  }
+  return sum;
+}
+
+inline float dot(const float* w, const float* a, std::size_t n) noexcept { return simd::dot<>(w, a, n); }
+
+// 16-bit float weights with 16-bit activations: widen chunks to float, multiply-add in float.
+template <class Half>
+  requires std::is_same_v<Half, fp16> || std::is_same_v<Half, bf16>
+float dot(const Half* w, const Half* a, std::size_t n) noexcept {
+  alignas(64) float wf[256];
+  alignas(64) float af[256];
+  float sum = 0.0f;
+  for (std::size_t i = 0; i < n; i += 256) {
+    const std::size_t len = n - i < 256 ? n - i : 256;
+    if constexpr (std::is_same_v<Half, fp16>) {
+      fp16_to_float(w + i, wf, len);
+      fp16_to_float(a + i, af, len);
+    } else {
+      for (std::size_t j = 0; j < len; ++j) {
+        wf[j] = w[i + j].to_float();
+        af[j] = a[i + j].to_float();
+      }
+    }
+    sum += simd::dot<>(wf, af, len);
+  }
+  return sum;
+}
+
+// Quantizes (or converts) one row of `cols` float activations to the format that `Block`
+// weights are multiplied with.
+template <class Block>
+void quantize_activation(const float* x, typename quant::block_traits<Block>::activation* out, std::size_t cols) noexcept {
+  using activation = typename quant::block_traits<Block>::activation;
+  if constexpr (std::is_same_v<activation, float>) {
+    std::copy_n(x, cols, out);
+  } else if constexpr (std::is_same_v<activation, fp16>) {
+    float_to_fp16(x, out, cols);
+  } else if constexpr (std::is_same_v<activation, bf16>) {
+    for (std::size_t i = 0; i < cols; ++i) out[i] = bf16(x[i]);
+  } else if constexpr (std::is_same_v<activation, quant::block_q8_0>) {
+    quant::block_traits<quant::block_q8_0>::quantize(x, out, cols);
+  } else if constexpr (std::is_same_v<activation, quant::block_q8_1>) {
+    quant::quantize_q8_1(x, out, cols);
+  } else {
+    static_assert(std::is_same_v<activation, quant::block_q8_k>);
+    quant::quantize_q8_k(x, out, cols);
+  }
+}
+
+// Bytes of activation storage for a row of `cols` values for `Block` weights.
+template <class Block>
+constexpr std::size_t activation_bytes(std::size_t cols) noexcept {
+  using traits = quant::block_traits<Block>;
+  return cols / traits::block_elements * sizeof(typename traits::activation);
+}
+
+}  // namespace chorus::inline CHORUS_ABI::simd
+// ---- end chorus/simd/dot.hpp ----
+// ---- begin chorus/simd/gemv.hpp ----
+// chorus — matrix-vector and matrix-matrix products over row-major quantized weights. Both
+// take a row range so that the caller can split the rows of one matrix over threads.
+
+#include <cstddef>
+
+
+namespace chorus::inline CHORUS_ABI::simd {
+
+// y[r] = W[r] . x for r in [row_begin, row_end). W has `cols` columns (a multiple of the
+// block size); x is one activation row already quantized for Block.
+template <class Block>
+void gemv(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
+          const typename quant::block_traits<Block>::activation* x, float* y) noexcept {
+  const std::size_t blocks_per_row = cols / quant::block_traits<Block>::block_elements;
+  for (std::size_t r = row_begin; r < row_end; ++r) y[r] = dot(w + r * blocks_per_row, x, blocks_per_row);
+}
+
+// Y[i][r] = W[r] . X[i] for n_x activation rows: each weight row is loaded once and used for
+// every activation row while it is in cache. X rows are `x_stride` activations apart (in
+// activation elements/blocks), Y rows `y_stride` floats apart.
+template <class Block>
+void gemm(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
+          const typename quant::block_traits<Block>::activation* x, std::size_t n_x, std::size_t x_stride, float* y,
+          std::size_t y_stride) noexcept {
+  const std::size_t blocks_per_row = cols / quant::block_traits<Block>::block_elements;
+  for (std::size_t r = row_begin; r < row_end; ++r) {
+    const Block* row = w + r * blocks_per_row;
+    for (std::size_t i = 0; i < n_x; ++i) y[i * y_stride + r] = dot(row, x + i * x_stride, blocks_per_row);
+  }
+}
+
+}  // namespace chorus::inline CHORUS_ABI::simd
+// ---- end chorus/simd/gemv.hpp ----
 // ---- end chorus/chorus.hpp ----

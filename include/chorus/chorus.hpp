@@ -17,3 +17,10 @@
 
 // quant/
 #include "chorus/quant/traits.hpp"
+#include "chorus/quant/formats.hpp"
+
+// simd/
+#include "chorus/simd/int8_dot.hpp"
+#include "chorus/simd/float_kernels.hpp"
+#include "chorus/simd/dot.hpp"
+#include "chorus/simd/gemv.hpp"

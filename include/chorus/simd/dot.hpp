@@ -1,0 +1,132 @@
+// chorus — dot products of a row of weight blocks with a row of activation blocks, for every
+// block format. One kernel per format family over the traits' unpacking: 32-element blocks
+// unpack to int8 and meet the activation quants in the int8 primitive (int8_dot.hpp);
+// K-quant super-blocks unpack to int8 with integer sub-block scales; float formats use the
+// xsimd float dot. The traits' dot_reference is the oracle each one is tested against.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "chorus/config.hpp"
+#include "chorus/quant/formats.hpp"
+#include "chorus/quant/q8_k.hpp"
+#include "chorus/simd/float_kernels.hpp"
+#include "chorus/simd/int8_dot.hpp"
+
+namespace chorus::inline CHORUS_ABI::simd {
+
+namespace detail {
+template <class Block>
+concept small_block = requires { quant::block_traits<Block>::kind; };
+template <class Block>
+concept k_block = requires { quant::block_traits<Block>::sub_block_elements; };
+}  // namespace detail
+
+template <class Block>
+  requires detail::small_block<Block>
+float dot(const Block* w, const typename quant::block_traits<Block>::activation* a, std::size_t n_blocks) noexcept {
+  using traits = quant::block_traits<Block>;
+  alignas(32) std::int8_t q[32];
+  float sum = 0.0f;
+  for (std::size_t b = 0; b < n_blocks; ++b) {
+    const std::int8_t* quants = q;
+    if constexpr (std::is_same_v<Block, quant::block_q8_0>) {
+      quants = w[b].qs;
+    } else {
+      traits::unpack(w[b], q);
+    }
+    const auto sumi = static_cast<float>(dot_s8_32(quants, a[b].qs));
+    if constexpr (traits::kind == quant::block_kind::affine) {
+      sum += sumi * (w[b].d.to_float() * a[b].d.to_float()) + w[b].m.to_float() * a[b].s.to_float();
+    } else {
+      sum += sumi * (w[b].d.to_float() * a[b].d.to_float());
+    }
+  }
+  return sum;
+}
+
+template <class Block>
+  requires detail::k_block<Block>
+float dot(const Block* w, const quant::block_q8_k* a, std::size_t n_blocks) noexcept {
+  using traits = quant::block_traits<Block>;
+  constexpr int sub = traits::sub_block_elements;
+  alignas(32) quant::k_block::unpacked u;
+  float sum = 0.0f;
+  for (std::size_t b = 0; b < n_blocks; ++b) {
+    traits::unpack(w[b], u);
+    std::int32_t sumi = 0;
+    std::int32_t summ = 0;
+    for (int chunk = 0; chunk < 8; ++chunk) {
+      if constexpr (sub == 32) {
+        sumi += u.scales[chunk] * dot_s8_32(u.q + 32 * chunk, a[b].qs + 32 * chunk);
+        if constexpr (traits::has_mins) summ += u.mins[chunk] * (a[b].bsums[2 * chunk] + a[b].bsums[2 * chunk + 1]);
+      } else {
+        std::int32_t low = 0, high = 0;
+        dot_s8_2x16(u.q + 32 * chunk, a[b].qs + 32 * chunk, low, high);
+        sumi += u.scales[2 * chunk] * low + u.scales[2 * chunk + 1] * high;
+        if constexpr (traits::has_mins) {
+          summ += u.mins[2 * chunk] * a[b].bsums[2 * chunk] + u.mins[2 * chunk + 1] * a[b].bsums[2 * chunk + 1];
+        }
+      }
+    }
+    sum += a[b].d * (u.d * static_cast<float>(sumi) - u.dmin * static_cast<float>(summ));
+  }
+  return sum;
+}
+
+inline float dot(const float* w, const float* a, std::size_t n) noexcept { return simd::dot<>(w, a, n); }
+
+// 16-bit float weights with 16-bit activations: widen chunks to float, multiply-add in float.
+template <class Half>
+  requires std::is_same_v<Half, fp16> || std::is_same_v<Half, bf16>
+float dot(const Half* w, const Half* a, std::size_t n) noexcept {
+  alignas(64) float wf[256];
+  alignas(64) float af[256];
+  float sum = 0.0f;
+  for (std::size_t i = 0; i < n; i += 256) {
+    const std::size_t len = n - i < 256 ? n - i : 256;
+    if constexpr (std::is_same_v<Half, fp16>) {
+      fp16_to_float(w + i, wf, len);
+      fp16_to_float(a + i, af, len);
+    } else {
+      for (std::size_t j = 0; j < len; ++j) {
+        wf[j] = w[i + j].to_float();
+        af[j] = a[i + j].to_float();
+      }
+    }
+    sum += simd::dot<>(wf, af, len);
+  }
+  return sum;
+}
+
+// Quantizes (or converts) one row of `cols` float activations to the format that `Block`
+// weights are multiplied with.
+template <class Block>
+void quantize_activation(const float* x, typename quant::block_traits<Block>::activation* out, std::size_t cols) noexcept {
+  using activation = typename quant::block_traits<Block>::activation;
+  if constexpr (std::is_same_v<activation, float>) {
+    std::copy_n(x, cols, out);
+  } else if constexpr (std::is_same_v<activation, fp16>) {
+    float_to_fp16(x, out, cols);
+  } else if constexpr (std::is_same_v<activation, bf16>) {
+    for (std::size_t i = 0; i < cols; ++i) out[i] = bf16(x[i]);
+  } else if constexpr (std::is_same_v<activation, quant::block_q8_0>) {
+    quant::block_traits<quant::block_q8_0>::quantize(x, out, cols);
+  } else if constexpr (std::is_same_v<activation, quant::block_q8_1>) {
+    quant::quantize_q8_1(x, out, cols);
+  } else {
+    static_assert(std::is_same_v<activation, quant::block_q8_k>);
+    quant::quantize_q8_k(x, out, cols);
+  }
+}
+
+// Bytes of activation storage for a row of `cols` values for `Block` weights.
+template <class Block>
+constexpr std::size_t activation_bytes(std::size_t cols) noexcept {
+  using traits = quant::block_traits<Block>;
+  return cols / traits::block_elements * sizeof(typename traits::activation);
+}
+
+}  // namespace chorus::inline CHORUS_ABI::simd
