@@ -2635,11 +2635,13 @@ void scale(float* x, float factor, std::size_t n) noexcept {
 }
 
 // Rotary position embedding, "normal" (GPT-J style) mode: adjacent pairs (x[2i], x[2i+1]) of
-// each head rotated by the angle pos * theta_i, with cos/sin precomputed per position.
-inline void rope(float* x, std::size_t n_heads, std::size_t head_dim, const float* cos, const float* sin) noexcept {
+// the first n_rot dimensions of each head rotated by the angle pos * theta_i, with cos/sin
+// (n_rot / 2 values) precomputed for the position.
+inline void rope(float* x, std::size_t n_heads, std::size_t head_dim, std::size_t n_rot, const float* cos,
+                 const float* sin) noexcept {
   for (std::size_t h = 0; h < n_heads; ++h) {
     float* v = x + h * head_dim;
-    for (std::size_t i = 0; i < head_dim / 2; ++i) {
+    for (std::size_t i = 0; i < n_rot / 2; ++i) {
       const float a = v[2 * i], b = v[2 * i + 1];
       v[2 * i] = a * cos[i] - b * sin[i];
       v[2 * i + 1] = a * sin[i] + b * cos[i];
@@ -2832,4 +2834,1076 @@ void gemm(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_
 
 }  // namespace chorus::inline CHORUS_ABI::simd
 // ---- end chorus/simd/gemv.hpp ----
+// ---- begin chorus/core/json.hpp ----
+// chorus — a small, strict JSON reader and writer (RFC 8259): the report of a fusion, the
+// CLI's --json output, OpenAI-compatible payloads and the golden test files. Malformed input
+// gives a chorus::error with the line and column, never a crash.
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::json {
+
+class value;
+using array = std::vector<value>;
+using object = std::vector<std::pair<std::string, value>>;  // keeps insertion order
+
+class value {
+ public:
+  value() = default;
+  value(std::nullptr_t) {}
+  value(bool b) : data_(b) {}
+  value(int i) : data_(static_cast<std::int64_t>(i)) {}
+  value(std::int64_t i) : data_(i) {}
+  value(std::uint64_t i) : data_(static_cast<std::int64_t>(i)) {}
+  value(unsigned u) : data_(static_cast<std::int64_t>(u)) {}
+  value(double d) : data_(d) {}
+  value(float f) : data_(static_cast<double>(f)) {}
+  value(const char* s) : data_(std::string(s)) {}
+  value(std::string s) : data_(std::move(s)) {}
+  value(std::string_view s) : data_(std::string(s)) {}
+  value(array a) : data_(std::make_shared<array>(std::move(a))) {}
+  value(object o) : data_(std::make_shared<object>(std::move(o))) {}
+
+  bool is_null() const noexcept { return data_.index() == 0; }
+  bool is_bool() const noexcept { return data_.index() == 1; }
+  bool is_int() const noexcept { return data_.index() == 2; }
+  bool is_number() const noexcept { return data_.index() == 2 || data_.index() == 3; }
+  bool is_string() const noexcept { return data_.index() == 4; }
+  bool is_array() const noexcept { return data_.index() == 5; }
+  bool is_object() const noexcept { return data_.index() == 6; }
+
+  bool as_bool() const { return get<bool>("a bool"); }
+  std::int64_t as_int() const {
+    if (is_int()) return std::get<std::int64_t>(data_);
+    if (data_.index() == 3) {
+      const double d = std::get<double>(data_);
+      if (std::floor(d) == d && std::fabs(d) < 9.2e18) return static_cast<std::int64_t>(d);
+    }
+    fail(errc::type_mismatch, "JSON: expected an integer, found ", kind());
+  }
+  double as_double() const {
+    if (is_int()) return static_cast<double>(std::get<std::int64_t>(data_));
+    return get<double>("a number");
+  }
+  const std::string& as_string() const { return get<std::string>("a string"); }
+  const array& as_array() const { return *get<std::shared_ptr<array>>("an array"); }
+  const object& as_object() const { return *get<std::shared_ptr<object>>("an object"); }
+  array& as_array() { return *get<std::shared_ptr<array>>("an array"); }
+  object& as_object() { return *get<std::shared_ptr<object>>("an object"); }
+
+  const value* find(std::string_view key) const {
+    if (!is_object()) return nullptr;
+    for (const auto& [k, v] : as_object()) {
+      if (k == key) return &v;
+    }
+    return nullptr;
+  }
+  const value& operator[](std::string_view key) const {
+    const value* v = find(key);
+    if (v == nullptr) {
+      if (!is_object()) fail(errc::type_mismatch, "JSON: expected an object with key '", key, "', found ", kind());
+      fail(errc::not_found, "JSON: key '", key, "' is missing");
+    }
+    return *v;
+  }
+  const value& operator[](std::size_t index) const {
+    const auto& a = as_array();
+    if (index >= a.size()) fail(errc::out_of_range, "JSON: index ", index, " is past the end of an array of ", a.size());
+    return a[index];
+  }
+  std::size_t size() const { return is_array() ? as_array().size() : is_object() ? as_object().size() : 0; }
+
+  // Building: obj.set("k", v) replaces or appends; arr.push_back(v).
+  value& set(std::string_view key, value v) {
+    if (is_null()) data_ = std::make_shared<object>();
+    for (auto& [k, existing] : as_object()) {
+      if (k == key) return existing = std::move(v);
+    }
+    as_object().emplace_back(std::string(key), std::move(v));
+    return as_object().back().second;
+  }
+  void push_back(value v) {
+    if (is_null()) data_ = std::make_shared<array>();
+    as_array().push_back(std::move(v));
+  }
+
+  std::string_view kind() const noexcept {
+    constexpr std::string_view names[] = {"null", "a bool", "an integer", "a number", "a string", "an array", "an object"};
+    return names[data_.index()];
+  }
+
+ private:
+  template <class T>
+  const T& get(std::string_view wanted) const {
+    if (const T* p = std::get_if<T>(&data_)) return *p;
+    fail(errc::type_mismatch, "JSON: expected ", wanted, ", found ", kind());
+  }
+  template <class T>
+  T& get(std::string_view wanted) {
+    if (T* p = std::get_if<T>(&data_)) return *p;
+    fail(errc::type_mismatch, "JSON: expected ", wanted, ", found ", kind());
+  }
+
+  std::variant<std::nullptr_t, bool, std::int64_t, double, std::string, std::shared_ptr<array>, std::shared_ptr<object>> data_;
+};
+
+namespace detail {
+
+class parser {
+ public:
+  explicit parser(std::string_view text) : text_(text) {}
+
+  value parse_document() {
+    skip_space();
+    value v = parse_value(0);
+    skip_space();
+    if (pos_ != text_.size()) error("unexpected text after the document");
+    return v;
+  }
+
+ private:
+  static constexpr int max_depth = 512;
+
+  [[noreturn]] void error(std::string_view what) const {
+    std::size_t line = 1, column = 1;
+    for (std::size_t i = 0; i < pos_ && i < text_.size(); ++i) {
+      if (text_[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    fail(errc::bad_format, "JSON: ", what, " at line ", line, " column ", column);
+  }
+
+  void skip_space() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
+      ++pos_;
+    }
+  }
+  bool consume(char c) {
+    if (pos_ < text_.size() && text_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  void expect_word(std::string_view word) {
+    if (text_.substr(pos_, word.size()) != word) error("invalid literal");
+    pos_ += word.size();
+  }
+
+  value parse_value(int depth) {
+    if (depth > max_depth) error("nesting deeper than 512 levels");
+    if (pos_ >= text_.size()) error("unexpected end of input");
+    switch (text_[pos_]) {
+      case '{': return parse_object(depth);
+      case '[': return parse_array(depth);
+      case '"': return value(parse_string());
+      case 't': expect_word("true"); return value(true);
+      case 'f': expect_word("false"); return value(false);
+      case 'n': expect_word("null"); return value(nullptr);
+      default: return parse_number();
+    }
+  }
+
+  value parse_object(int depth) {
+    ++pos_;
+    object members;
+    skip_space();
+    if (consume('}')) return value(std::move(members));
+    for (;;) {
+      skip_space();
+      if (pos_ >= text_.size() || text_[pos_] != '"') error("expected a string key");
+      std::string key = parse_string();
+      skip_space();
+      if (!consume(':')) error("expected ':' after a key");
+      skip_space();
+      members.emplace_back(std::move(key), parse_value(depth + 1));
+      skip_space();
+      if (consume('}')) return value(std::move(members));
+      if (!consume(',')) error("expected ',' or '}' in an object");
+    }
+  }
+
+  value parse_array(int depth) {
+    ++pos_;
+    array items;
+    skip_space();
+    if (consume(']')) return value(std::move(items));
+    for (;;) {
+      skip_space();
+      items.push_back(parse_value(depth + 1));
+      skip_space();
+      if (consume(']')) return value(std::move(items));
+      if (!consume(',')) error("expected ',' or ']' in an array");
+    }
+  }
+
+  unsigned parse_hex4() {
+    if (pos_ + 4 > text_.size()) error("truncated \\u escape");
+    unsigned code = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char c = text_[pos_++];
+      code <<= 4;
+      if (c >= '0' && c <= '9') code |= static_cast<unsigned>(c - '0');
+      else if (c >= 'a' && c <= 'f') code |= static_cast<unsigned>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') code |= static_cast<unsigned>(c - 'A' + 10);
+      else error("invalid hex digit in a \\u escape");
+    }
+    return code;
+  }
+
+  static void append_utf8(std::string& out, unsigned cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  std::string parse_string() {
+    ++pos_;  // opening quote
+    std::string out;
+    for (;;) {
+      if (pos_ >= text_.size()) error("unterminated string");
+      const char c = text_[pos_++];
+      if (c == '"') return out;
+      if (static_cast<unsigned char>(c) < 0x20) error("control character in a string");
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (pos_ >= text_.size()) error("unterminated escape");
+      switch (text_[pos_++]) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          unsigned cp = parse_hex4();
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (text_.substr(pos_, 2) != "\\u") error("a high surrogate without its low surrogate");
+            pos_ += 2;
+            const unsigned low = parse_hex4();
+            if (low < 0xDC00 || low > 0xDFFF) error("a high surrogate without its low surrogate");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            error("a lone low surrogate");
+          }
+          append_utf8(out, cp);
+          break;
+        }
+        default: --pos_; error("invalid escape");
+      }
+    }
+  }
+
+  value parse_number() {
+    const std::size_t begin = pos_;
+    if (consume('-')) {
+    }
+    if (pos_ >= text_.size() || !(text_[pos_] >= '0' && text_[pos_] <= '9')) error("invalid value");
+    if (text_[pos_] == '0' && pos_ + 1 < text_.size() && text_[pos_ + 1] >= '0' && text_[pos_ + 1] <= '9') {
+      error("a number with a leading zero");
+    }
+    bool integral = true;
+    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
+    if (consume('.')) {
+      integral = false;
+      if (pos_ >= text_.size() || !(text_[pos_] >= '0' && text_[pos_] <= '9')) error("a digit must follow '.'");
+      while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
+    }
+    if (pos_ < text_.size() && (text_[pos_] == 'e' || text_[pos_] == 'E')) {
+      integral = false;
+      ++pos_;
+      if (!consume('+')) consume('-');
+      if (pos_ >= text_.size() || !(text_[pos_] >= '0' && text_[pos_] <= '9')) error("a digit must follow the exponent");
+      while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
+    }
+    const char* first = text_.data() + begin;
+    const char* last = text_.data() + pos_;
+    if (integral) {
+      std::int64_t i = 0;
+      if (auto [p, ec] = std::from_chars(first, last, i); ec == std::errc() && p == last) return value(i);
+    }
+    double d = 0.0;
+    auto [p, ec] = std::from_chars(first, last, d);
+    if (ec != std::errc() || p != last || !std::isfinite(d)) {
+      pos_ = begin;
+      error("a number out of range");
+    }
+    return value(d);
+  }
+
+  std::string_view text_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace detail
+
+inline value parse(std::string_view text) { return detail::parser(text).parse_document(); }
+
+// Appends `s` as a JSON string literal. Valid UTF-8 passes through; control characters and
+// bytes that are not valid UTF-8 are escaped (the latter as \u00XX of the byte value).
+inline void write_string(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
+      default: break;
+    }
+    std::size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool valid = length != 0 && i + length <= s.size();
+    for (std::size_t k = 1; valid && k < length; ++k) valid = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
+    if (c < 0x20 || !valid) {
+      out += "\\u00";
+      out += hex[c >> 4];
+      out += hex[c & 0xF];
+      continue;
+    }
+    out.append(s.substr(i, length));
+    i += length - 1;
+  }
+  out += '"';
+}
+
+namespace detail {
+inline void dump(std::string& out, const value& v, int indent, int level) {
+  auto newline = [&](int lvl) {
+    if (indent < 0) return;
+    out += '\n';
+    out.append(static_cast<std::size_t>(indent * lvl), ' ');
+  };
+  if (v.is_null()) {
+    out += "null";
+  } else if (v.is_bool()) {
+    out += v.as_bool() ? "true" : "false";
+  } else if (v.is_int()) {
+    out += std::to_string(v.as_int());
+  } else if (v.is_number()) {
+    const double d = v.as_double();
+    if (!std::isfinite(d)) {
+      out += "null";
+    } else {
+      char buffer[32];
+      auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, d);
+      out.append(buffer, end);
+    }
+  } else if (v.is_string()) {
+    write_string(out, v.as_string());
+  } else if (v.is_array()) {
+    out += '[';
+    bool first = true;
+    for (const auto& item : v.as_array()) {
+      if (!first) out += ',';
+      first = false;
+      newline(level + 1);
+      dump(out, item, indent, level + 1);
+    }
+    if (!first) newline(level);
+    out += ']';
+  } else {
+    out += '{';
+    bool first = true;
+    for (const auto& [key, item] : v.as_object()) {
+      if (!first) out += ',';
+      first = false;
+      newline(level + 1);
+      write_string(out, key);
+      out += indent < 0 ? ":" : ": ";
+      dump(out, item, indent, level + 1);
+    }
+    if (!first) newline(level);
+    out += '}';
+  }
+}
+}  // namespace detail
+
+// Compact by default; indent >= 0 pretty-prints.
+inline std::string dump(const value& v, int indent = -1) {
+  std::string out;
+  detail::dump(out, v, indent, 0);
+  return out;
+}
+
+}  // namespace chorus::inline CHORUS_ABI::json
+// ---- end chorus/core/json.hpp ----
+// ---- begin chorus/core/thread_pool.hpp ----
+// chorus — a fixed pool of worker threads for the forward pass: parallel_for over task
+// indices with the calling thread taking part. No allocation and no std::function per call:
+// the job is a pointer to the caller's stack object; workers spin briefly on a generation
+// counter (a decode step runs dozens of short parallel_for calls) and then sleep on it.
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define CHORUS_CPU_RELAX() _mm_pause()
+#else
+#define CHORUS_CPU_RELAX() ((void)0)
+#endif
+
+namespace chorus::inline CHORUS_ABI {
+
+class thread_pool {
+ public:
+  // `threads` counts the calling thread: thread_pool(2) starts one worker. 0 = one per
+  // hardware thread.
+  explicit thread_pool(std::size_t threads = 0) {
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    if (threads > 1024) fail(errc::invalid_argument, "thread_pool: ", threads, " threads requested (at most 1024)");
+    size_ = threads;
+    workers_.reserve(threads - 1);
+    for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
+  }
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+  ~thread_pool() {
+    stop_.store(true, std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+    generation_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+  std::size_t size() const noexcept { return size_; }
+
+  // Runs fn(task, thread) for every task in [0, n_tasks), spread over the pool; returns when
+  // all are done. The first exception thrown by a task is rethrown here. Not reentrant: a
+  // task must not call parallel_for on the same pool (calls from several threads serialise).
+  template <class Fn>
+  void parallel_for(std::size_t n_tasks, Fn&& fn) {
+    if (n_tasks == 0) return;
+    if (size_ == 1 || n_tasks == 1) {
+      for (std::size_t t = 0; t < n_tasks; ++t) fn(t, 0);
+      return;
+    }
+    std::lock_guard lock(call_mutex_);
+    job current{&invoke<std::remove_reference_t<Fn>>, &fn, n_tasks};
+    job_ = &current;
+    pending_.store(workers_.size(), std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+    generation_.notify_all();
+    run_tasks(current, 0);
+    while (pending_.load(std::memory_order_acquire) != 0) CHORUS_CPU_RELAX();
+    job_ = nullptr;
+    if (current.failure) std::rethrow_exception(current.failure);
+  }
+
+ private:
+  struct job {
+    void (*call)(void*, std::size_t, std::size_t);
+    void* fn;
+    std::size_t n_tasks;
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> failed{false};
+    std::exception_ptr failure;
+  };
+
+  template <class Fn>
+  static void invoke(void* fn, std::size_t task, std::size_t thread) {
+    (*static_cast<Fn*>(fn))(task, thread);
+  }
+
+  static void run_tasks(job& j, std::size_t thread) noexcept {
+    for (;;) {
+      const std::size_t task = j.next.fetch_add(1, std::memory_order_relaxed);
+      if (task >= j.n_tasks) return;
+      if (j.failed.load(std::memory_order_relaxed)) continue;
+      try {
+        j.call(j.fn, task, thread);
+      } catch (...) {
+        if (!j.failed.exchange(true)) j.failure = std::current_exception();
+      }
+    }
+  }
+
+  void work(std::size_t thread) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      std::uint64_t now = generation_.load(std::memory_order_acquire);
+      for (int spin = 0; now == seen && spin < 20000; ++spin) {
+        CHORUS_CPU_RELAX();
+        now = generation_.load(std::memory_order_acquire);
+      }
+      while (now == seen) {
+        generation_.wait(seen, std::memory_order_acquire);
+        now = generation_.load(std::memory_order_acquire);
+      }
+      seen = now;
+      if (stop_.load(std::memory_order_acquire)) return;
+      run_tasks(*job_, thread);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  std::size_t size_ = 1;
+  std::vector<std::thread> workers_;
+  std::mutex call_mutex_;
+  job* job_ = nullptr;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<std::size_t> pending_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace chorus::inline CHORUS_ABI
+// ---- end chorus/core/thread_pool.hpp ----
+
+// model/
+// ---- begin chorus/model/hparams.hpp ----
+// chorus — a model's hyper-parameters, read from the GGUF metadata at run time.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+
+namespace chorus::inline CHORUS_ABI::model {
+
+struct hparams {
+  std::string architecture;  // general.architecture: llama, mistral, qwen2
+  std::string name;          // general.name, if present
+  std::uint32_t n_vocab = 0;
+  std::uint32_t n_ctx_train = 0;
+  std::uint32_t n_embd = 0;
+  std::uint32_t n_layer = 0;
+  std::uint32_t n_ff = 0;
+  std::uint32_t n_head = 0;
+  std::uint32_t n_head_kv = 0;
+  std::uint32_t head_dim = 0;
+  std::uint32_t n_rot = 0;  // rotated dimensions per head
+  float rope_freq_base = 10000.0f;
+  float rope_freq_scale = 1.0f;  // linear scaling: positions are multiplied by this
+  float rms_eps = 1e-5f;
+  std::optional<std::uint32_t> sliding_window;
+
+  std::uint32_t n_embd_kv() const noexcept { return n_head_kv * head_dim; }
+  std::uint32_t n_group() const noexcept { return n_head / n_head_kv; }
+
+  static hparams from_gguf(const gguf::file& file) {
+    hparams h;
+    h.architecture = file.get<std::string>("general.architecture");
+    if (h.architecture != "llama" && h.architecture != "mistral" && h.architecture != "qwen2") {
+      fail(errc::unsupported, file.source_name(), ": architecture '", h.architecture,
+           "' is not supported (chorus runs llama, mistral and qwen2)");
+    }
+    h.name = file.find<std::string>("general.name").value_or(h.architecture);
+    const std::string p = h.architecture + ".";
+    h.n_embd = file.get<std::uint32_t>(p + "embedding_length");
+    h.n_layer = file.get<std::uint32_t>(p + "block_count");
+    h.n_ff = file.get<std::uint32_t>(p + "feed_forward_length");
+    h.n_head = file.get<std::uint32_t>(p + "attention.head_count");
+    h.n_head_kv = file.find<std::uint32_t>(p + "attention.head_count_kv").value_or(h.n_head);
+    h.n_ctx_train = file.find<std::uint32_t>(p + "context_length").value_or(2048);
+    h.rms_eps = file.find<float>(p + "attention.layer_norm_rms_epsilon").value_or(1e-5f);
+    h.rope_freq_base = file.find<float>(p + "rope.freq_base").value_or(10000.0f);
+    if (const auto type = file.find<std::string>(p + "rope.scaling.type"); type && *type != "none") {
+      if (*type != "linear") {
+        fail(errc::unsupported, file.source_name(), ": rope scaling '", *type, "' is not supported yet (linear is)");
+      }
+      const float factor = file.get<float>(p + "rope.scaling.factor");
+      if (!(factor > 0.0f)) fail(errc::bad_format, file.source_name(), ": rope.scaling.factor must be positive");
+      h.rope_freq_scale = 1.0f / factor;
+    }
+    h.sliding_window = file.find<std::uint32_t>(p + "attention.sliding_window");
+    if (h.n_embd == 0 || h.n_layer == 0 || h.n_head == 0 || h.n_head_kv == 0 || h.n_ff == 0) {
+      fail(errc::bad_format, file.source_name(), ": a hyper-parameter is zero (embedding_length, block_count, ",
+           "feed_forward_length, head_count and head_count_kv must be positive)");
+    }
+    if (h.n_embd % h.n_head != 0) {
+      fail(errc::bad_format, file.source_name(), ": embedding_length ", h.n_embd, " is not a multiple of head_count ",
+           h.n_head);
+    }
+    if (h.n_head % h.n_head_kv != 0) {
+      fail(errc::bad_format, file.source_name(), ": head_count ", h.n_head, " is not a multiple of head_count_kv ",
+           h.n_head_kv);
+    }
+    h.head_dim = h.n_embd / h.n_head;
+    h.n_rot = file.find<std::uint32_t>(p + "rope.dimension_count").value_or(h.head_dim);
+    if (h.n_rot > h.head_dim || h.n_rot % 2 != 0) {
+      fail(errc::bad_format, file.source_name(), ": rope.dimension_count ", h.n_rot, " must be even and at most ",
+           h.head_dim);
+    }
+    if (file.has("tokenizer.ggml.tokens")) {
+      h.n_vocab = static_cast<std::uint32_t>(file.array_size("tokenizer.ggml.tokens"));
+    }
+    if (const auto v = file.find<std::uint32_t>(p + "vocab_size")) h.n_vocab = *v;
+    if (h.n_vocab == 0) h.n_vocab = static_cast<std::uint32_t>(file.tensor("token_embd.weight").dims[1]);
+    return h;
+  }
+};
+
+}  // namespace chorus::inline CHORUS_ABI::model
+// ---- end chorus/model/hparams.hpp ----
+// ---- begin chorus/model/weights.hpp ----
+// chorus — a model's weight tensors as typed views into the mapped GGUF file (no copies),
+// with every shape checked against the hyper-parameters at load time.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::model {
+
+// A row-major matrix of `rows` rows of `cols` weights in one GGUF block format.
+struct matrix {
+  gguf::tensor_type type = gguf::tensor_type::f32;
+  const std::byte* data = nullptr;
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  std::size_t row_bytes = 0;
+};
+
+struct layer_weights {
+  const float* attn_norm = nullptr;
+  matrix wq, wk, wv, wo;
+  const float* bq = nullptr;  // qwen2 attention biases (optional)
+  const float* bk = nullptr;
+  const float* bv = nullptr;
+  const float* ffn_norm = nullptr;
+  matrix w_gate, w_up, w_down;
+};
+
+struct weights {
+  matrix token_embd;
+  std::vector<layer_weights> layers;
+  const float* output_norm = nullptr;
+  matrix output;  // token_embd itself when the file has no output.weight (tied embeddings)
+
+  static weights from_gguf(const gguf::file& file, const hparams& h) {
+    weights w;
+    w.token_embd = get_matrix(file, "token_embd.weight", h.n_embd, h.n_vocab);
+    w.output_norm = get_vector(file, "output_norm.weight", h.n_embd);
+    w.output = file.find_tensor("output.weight") ? get_matrix(file, "output.weight", h.n_embd, h.n_vocab) : w.token_embd;
+    w.layers.resize(h.n_layer);
+    for (std::uint32_t i = 0; i < h.n_layer; ++i) {
+      const std::string p = "blk." + std::to_string(i) + ".";
+      auto& l = w.layers[i];
+      l.attn_norm = get_vector(file, p + "attn_norm.weight", h.n_embd);
+      l.wq = get_matrix(file, p + "attn_q.weight", h.n_embd, h.n_embd);
+      l.wk = get_matrix(file, p + "attn_k.weight", h.n_embd, h.n_embd_kv());
+      l.wv = get_matrix(file, p + "attn_v.weight", h.n_embd, h.n_embd_kv());
+      l.wo = get_matrix(file, p + "attn_output.weight", h.n_embd, h.n_embd);
+      if (file.find_tensor(p + "attn_q.bias")) {
+        l.bq = get_vector(file, p + "attn_q.bias", h.n_embd);
+        l.bk = get_vector(file, p + "attn_k.bias", h.n_embd_kv());
+        l.bv = get_vector(file, p + "attn_v.bias", h.n_embd_kv());
+      }
+      l.ffn_norm = get_vector(file, p + "ffn_norm.weight", h.n_embd);
+      l.w_gate = get_matrix(file, p + "ffn_gate.weight", h.n_embd, h.n_ff);
+      l.w_up = get_matrix(file, p + "ffn_up.weight", h.n_embd, h.n_ff);
+      l.w_down = get_matrix(file, p + "ffn_down.weight", h.n_ff, h.n_embd);
+    }
+    return w;
+  }
+
+ private:
+  static const gguf::tensor_info& get_tensor(const gguf::file& file, const std::string& name) {
+    const auto* t = file.find_tensor(name);
+    if (t == nullptr) fail(errc::not_found, file.source_name(), ": the model has no tensor '", name, "'");
+    return *t;
+  }
+  // GGUF shape [cols, rows]: cols contiguous.
+  static matrix get_matrix(const gguf::file& file, const std::string& name, std::size_t cols, std::size_t rows) {
+    const auto& t = get_tensor(file, name);
+    if (t.n_dims != 2 || t.dims[0] != cols || t.dims[1] != rows) {
+      fail(errc::bad_format, file.source_name(), ": tensor '", name, "' has shape [", t.dims[0], ", ", t.dims[1],
+           "], expected [", cols, ", ", rows, "]");
+    }
+    if (!quant::is_compiled_in(t.type)) {
+      quant::dispatch(t.type, [](auto) {});  // throws the explanation
+    }
+    return {t.type, t.data.data(), rows, cols, static_cast<std::size_t>(t.n_bytes / rows)};
+  }
+  static const float* get_vector(const gguf::file& file, const std::string& name, std::size_t n) {
+    const auto& t = get_tensor(file, name);
+    if (t.type != gguf::tensor_type::f32 || t.n_elements != n) {
+      fail(errc::bad_format, file.source_name(), ": tensor '", name, "' must be F32 with ", n, " elements, found ",
+           gguf::type_name(t.type), " with ", t.n_elements);
+    }
+    // Tensor data is aligned to general.alignment (>= 4 in practice); check rather than assume.
+    if (reinterpret_cast<std::uintptr_t>(t.data.data()) % alignof(float) != 0) {
+      fail(errc::bad_format, file.source_name(), ": tensor '", name, "' is not aligned for float access");
+    }
+    return reinterpret_cast<const float*>(t.data.data());
+  }
+};
+
+}  // namespace chorus::inline CHORUS_ABI::model
+// ---- end chorus/model/weights.hpp ----
+// ---- begin chorus/model/kv_cache.hpp ----
+// chorus — the key/value cache: for each sequence and layer, one row of n_embd_kv keys and
+// values per position, sized once. The element type is a compile-time choice (fp16 by
+// default, as the reference implementation stores them; float for exactness).
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::model {
+
+template <class Element = fp16>
+class kv_cache {
+ public:
+  using element = Element;
+
+  kv_cache() = default;
+  kv_cache(std::size_t n_layer, std::size_t n_ctx, std::size_t n_embd_kv, std::size_t n_seq)
+      : n_layer_(n_layer), n_ctx_(n_ctx), n_embd_kv_(n_embd_kv), n_seq_(n_seq),
+        keys_(n_seq * n_layer * n_ctx * n_embd_kv), values_(keys_.size()), length_(n_seq, 0) {}
+
+  std::size_t n_ctx() const noexcept { return n_ctx_; }
+  std::size_t n_seq() const noexcept { return n_seq_; }
+  std::size_t length(std::size_t seq) const { return length_.at(seq); }
+  std::size_t bytes() const noexcept { return 2 * keys_.size() * sizeof(Element); }
+
+  Element* key(std::size_t seq, std::size_t layer, std::size_t pos) noexcept { return keys_.data() + offset(seq, layer, pos); }
+  Element* value(std::size_t seq, std::size_t layer, std::size_t pos) noexcept {
+    return values_.data() + offset(seq, layer, pos);
+  }
+  const Element* key(std::size_t seq, std::size_t layer, std::size_t pos) const noexcept {
+    return keys_.data() + offset(seq, layer, pos);
+  }
+  const Element* value(std::size_t seq, std::size_t layer, std::size_t pos) const noexcept {
+    return values_.data() + offset(seq, layer, pos);
+  }
+
+  void check_sequence(std::size_t seq) const {
+    if (seq >= n_seq_) fail(errc::out_of_range, "sequence ", seq, " does not exist (the context has ", n_seq_, ")");
+  }
+  // Forgets positions from `n` on.
+  void truncate(std::size_t seq, std::size_t n) {
+    check_sequence(seq);
+    if (n < length_[seq]) length_[seq] = n;
+  }
+  void set_length(std::size_t seq, std::size_t n) { length_.at(seq) = n; }
+
+  // Makes `dst` start with the first `n` positions of `src` (e.g. a shared prompt), copying
+  // them; `dst`'s later positions are forgotten.
+  void copy_prefix(std::size_t src, std::size_t dst, std::size_t n) {
+    check_sequence(src);
+    check_sequence(dst);
+    if (n > length_[src]) fail(errc::out_of_range, "copy_prefix: sequence ", src, " has only ", length_[src], " positions");
+    if (src != dst) {
+      for (std::size_t layer = 0; layer < n_layer_; ++layer) {
+        std::memcpy(key(dst, layer, 0), key(src, layer, 0), n * n_embd_kv_ * sizeof(Element));
+        std::memcpy(value(dst, layer, 0), value(src, layer, 0), n * n_embd_kv_ * sizeof(Element));
+      }
+    }
+    length_[dst] = n;
+  }
+
+ private:
+  std::size_t offset(std::size_t seq, std::size_t layer, std::size_t pos) const noexcept {
+    return ((seq * n_layer_ + layer) * n_ctx_ + pos) * n_embd_kv_;
+  }
+
+  std::size_t n_layer_ = 0, n_ctx_ = 0, n_embd_kv_ = 0, n_seq_ = 0;
+  std::vector<Element> keys_, values_;
+  std::vector<std::size_t> length_;
+};
+
+}  // namespace chorus::inline CHORUS_ABI::model
+// ---- end chorus/model/kv_cache.hpp ----
+// ---- begin chorus/model/model.hpp ----
+// chorus — a loaded model (hyper-parameters + weights as views into the mapped file) and a
+// context that runs the forward pass with its own KV cache and scratch buffers.
+//
+// The model is immutable and can be shared by any number of contexts (fusion members that
+// are the same model with other seeds share one copy of the weights). A context is not
+// thread-safe; its compute is spread over a thread_pool.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::model {
+
+class model {
+ public:
+  explicit model(const std::filesystem::path& path) : file_(gguf::file::open(path)) { init(); }
+  explicit model(gguf::file file) : file_(std::move(file)) { init(); }
+
+  model(const model&) = delete;
+  model& operator=(const model&) = delete;
+
+  const hparams& params() const noexcept { return hparams_; }
+  const weights& tensors() const noexcept { return weights_; }
+  const gguf::file& file() const noexcept { return file_; }
+
+ private:
+  void init() {
+    hparams_ = hparams::from_gguf(file_);
+    weights_ = weights::from_gguf(file_, hparams_);
+  }
+
+  gguf::file file_;
+  hparams hparams_;
+  weights weights_;
+};
+
+struct context_options {
+  std::uint32_t n_ctx = 0;     // positions per sequence; 0 = the training context, at most 4096
+  std::uint32_t n_batch = 512; // tokens per forward step (longer prompts are split)
+  std::uint32_t n_seq = 1;     // independent sequences (each with its own positions)
+  thread_pool* pool = nullptr; // shared pool; nullptr = a pool of its own with `threads` threads
+  std::size_t threads = 0;     // 0 = one per hardware thread
+};
+
+class context {
+ public:
+  static constexpr std::size_t max_head_dim = 512;
+
+  explicit context(const model& m, context_options options = {}) : model_(&m), options_(options) {
+    const auto& h = m.params();
+    if (options_.n_ctx == 0) options_.n_ctx = std::min<std::uint32_t>(h.n_ctx_train, 4096);
+    if (options_.n_batch == 0) fail(errc::invalid_argument, "context: n_batch must be positive");
+    if (options_.n_seq == 0) fail(errc::invalid_argument, "context: n_seq must be positive");
+    if (h.head_dim > max_head_dim) {
+      fail(errc::unsupported, "context: head dimension ", h.head_dim, " exceeds the supported ", max_head_dim);
+    }
+    if (options_.pool == nullptr) {
+      own_pool_ = std::make_unique<thread_pool>(options_.threads);
+      options_.pool = own_pool_.get();
+    }
+    pool_ = options_.pool;
+    cache_ = kv_cache<fp16>(h.n_layer, options_.n_ctx, h.n_embd_kv(), options_.n_seq);
+    const std::size_t b = options_.n_batch;
+    x_.resize(b * h.n_embd);
+    xn_.resize(b * h.n_embd);
+    q_.resize(b * h.n_embd);
+    k_.resize(b * h.n_embd_kv());
+    v_.resize(b * h.n_embd_kv());
+    attn_.resize(b * h.n_embd);
+    gate_.resize(b * h.n_ff);
+    up_.resize(b * h.n_ff);
+    const std::size_t widest = std::max<std::size_t>(h.n_embd, h.n_ff);
+    activations_.resize((b * widest * sizeof(float)) / sizeof(std::uint64_t) + 64);
+    scores_.resize(pool_->size() * (options_.n_ctx + 16));
+    rope_cos_.resize(b * h.n_rot / 2);
+    rope_sin_.resize(b * h.n_rot / 2);
+    inv_freq_.resize(h.n_rot / 2);
+    for (std::size_t i = 0; i < inv_freq_.size(); ++i) {
+      inv_freq_[i] = std::pow(static_cast<double>(h.rope_freq_base), -2.0 * static_cast<double>(i) / h.n_rot);
+    }
+    logits_.resize(h.n_vocab);
+  }
+
+  const model& owner() const noexcept { return *model_; }
+  std::size_t n_ctx() const noexcept { return options_.n_ctx; }
+  std::size_t n_seq() const noexcept { return options_.n_seq; }
+  std::size_t position(std::size_t seq = 0) const { return cache_.length(seq); }
+  void reset(std::size_t seq = 0) { cache_.truncate(seq, 0); }
+  void truncate(std::size_t seq, std::size_t n) { cache_.truncate(seq, n); }
+  // Makes sequence `dst` continue from the first `n` positions of `src` (e.g. one prompt
+  // shared by several candidates).
+  void copy_prefix(std::size_t src, std::size_t dst, std::size_t n) { cache_.copy_prefix(src, dst, n); }
+  thread_pool& pool() noexcept { return *pool_; }
+
+  // Runs `tokens` through the model at the end of sequence `seq`. Returns the logits of the
+  // last token (n_vocab values), or of every token (tokens.size() * n_vocab) when all_logits.
+  // The span stays valid until the next call.
+  std::span<const float> decode(std::span<const std::int32_t> tokens, std::size_t seq = 0, bool all_logits = false) {
+    const auto& h = model_->params();
+    cache_.check_sequence(seq);
+    if (tokens.empty()) fail(errc::invalid_argument, "decode: no tokens");
+    if (cache_.length(seq) + tokens.size() > options_.n_ctx) {
+      fail(errc::out_of_range, "decode: context full: ", cache_.length(seq), " + ", tokens.size(),
+           " tokens exceed the context of ", options_.n_ctx, " positions");
+    }
+    for (const auto id : tokens) {
+      if (id < 0 || static_cast<std::uint32_t>(id) >= h.n_vocab) {
+        fail(errc::invalid_argument, "decode: token id ", id, " is outside the vocabulary of ", h.n_vocab);
+      }
+    }
+    if (all_logits && logits_.size() < tokens.size() * h.n_vocab) logits_.resize(tokens.size() * h.n_vocab);
+    for (std::size_t done = 0; done < tokens.size(); done += options_.n_batch) {
+      const std::size_t n = std::min<std::size_t>(options_.n_batch, tokens.size() - done);
+      const bool last_chunk = done + n == tokens.size();
+      forward(tokens.subspan(done, n), seq, all_logits ? logits_.data() + done * h.n_vocab : nullptr,
+              !all_logits && last_chunk);
+    }
+    return all_logits ? std::span<const float>(logits_.data(), tokens.size() * h.n_vocab)
+                      : std::span<const float>(logits_.data(), h.n_vocab);
+  }
+
+ private:
+  // y[i][0..w.rows) = w . x[i] for n rows of x (w.cols floats each).
+  void matmul(const matrix& w, const float* x, std::size_t n, float* y) {
+    quant::dispatch(w.type, [&](auto tag) {
+      using Block = typename decltype(tag)::type;
+      using activation = typename quant::block_traits<Block>::activation;
+      const std::size_t act_per_row = simd::activation_bytes<Block>(w.cols) / sizeof(activation);
+      auto* act = reinterpret_cast<activation*>(activations_.data());
+      for (std::size_t i = 0; i < n; ++i) simd::quantize_activation<Block>(x + i * w.cols, act + i * act_per_row, w.cols);
+      const auto* blocks = reinterpret_cast<const Block*>(w.data);
+      const std::size_t n_tasks = std::min<std::size_t>(w.rows, pool_->size() * 8);
+      pool_->parallel_for(n_tasks, [&](std::size_t task, std::size_t) {
+        const std::size_t begin = w.rows * task / n_tasks;
+        const std::size_t end = w.rows * (task + 1) / n_tasks;
+        if (n == 1) {
+          simd::gemv(blocks, begin, end, w.cols, act, y);
+        } else {
+          simd::gemm(blocks, begin, end, w.cols, act, n, act_per_row, y, w.rows);
+        }
+      });
+    });
+  }
+
+  void embed(std::int32_t id, float* out) const {
+    const matrix& e = model_->tensors().token_embd;
+    quant::dispatch(e.type, [&](auto tag) {
+      using Block = typename decltype(tag)::type;
+      quant::block_traits<Block>::dequantize(reinterpret_cast<const Block*>(e.data + id * e.row_bytes), out, e.cols);
+    });
+  }
+
+  void forward(std::span<const std::int32_t> tokens, std::size_t seq, float* all_logits, bool last_logits) {
+    const auto& h = model_->params();
+    const auto& w = model_->tensors();
+    const std::size_t n = tokens.size();
+    const std::size_t start = cache_.length(seq);
+    const std::size_t d = h.n_embd, dkv = h.n_embd_kv(), hd = h.head_dim, half_rot = h.n_rot / 2;
+
+    for (std::size_t t = 0; t < n; ++t) {
+      embed(tokens[t], x_.data() + t * d);
+      const double pos = static_cast<double>(start + t) * h.rope_freq_scale;
+      for (std::size_t i = 0; i < half_rot; ++i) {
+        rope_cos_[t * half_rot + i] = static_cast<float>(std::cos(pos * inv_freq_[i]));
+        rope_sin_[t * half_rot + i] = static_cast<float>(std::sin(pos * inv_freq_[i]));
+      }
+    }
+
+    for (std::size_t il = 0; il < h.n_layer; ++il) {
+      const auto& l = w.layers[il];
+      for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, l.attn_norm, xn_.data() + t * d, d, h.rms_eps);
+      matmul(l.wq, xn_.data(), n, q_.data());
+      matmul(l.wk, xn_.data(), n, k_.data());
+      matmul(l.wv, xn_.data(), n, v_.data());
+      for (std::size_t t = 0; t < n; ++t) {
+        if (l.bq != nullptr) {
+          simd::add<>(q_.data() + t * d, l.bq, d);
+          simd::add<>(k_.data() + t * dkv, l.bk, dkv);
+          simd::add<>(v_.data() + t * dkv, l.bv, dkv);
+        }
+        simd::rope(q_.data() + t * d, h.n_head, hd, h.n_rot, rope_cos_.data() + t * half_rot, rope_sin_.data() + t * half_rot);
+        simd::rope(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, rope_cos_.data() + t * half_rot,
+                   rope_sin_.data() + t * half_rot);
+        simd::float_to_fp16(k_.data() + t * dkv, cache_.key(seq, il, start + t), dkv);
+        simd::float_to_fp16(v_.data() + t * dkv, cache_.value(seq, il, start + t), dkv);
+      }
+      attention(seq, il, start, n);
+      matmul(l.wo, attn_.data(), n, xn_.data());
+      for (std::size_t t = 0; t < n; ++t) simd::add<>(x_.data() + t * d, xn_.data() + t * d, d);
+
+      for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, l.ffn_norm, xn_.data() + t * d, d, h.rms_eps);
+      matmul(l.w_gate, xn_.data(), n, gate_.data());
+      matmul(l.w_up, xn_.data(), n, up_.data());
+      simd::swiglu<>(gate_.data(), up_.data(), gate_.data(), n * h.n_ff);
+      matmul(l.w_down, gate_.data(), n, xn_.data());
+      for (std::size_t t = 0; t < n; ++t) simd::add<>(x_.data() + t * d, xn_.data() + t * d, d);
+    }
+    cache_.set_length(seq, start + n);
+
+    if (all_logits != nullptr) {
+      for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, w.output_norm, xn_.data() + t * d, d, h.rms_eps);
+      matmul(w.output, xn_.data(), n, all_logits);
+    } else if (last_logits) {
+      simd::rmsnorm<>(x_.data() + (n - 1) * d, w.output_norm, xn_.data(), d, h.rms_eps);
+      matmul(w.output, xn_.data(), 1, logits_.data());
+    }
+  }
+
+  // Causal attention of the n new tokens over the cache, one task per (token, head). Q and the
+  // attention weights are rounded to fp16 like the K/V they meet, as the reference does.
+  void attention(std::size_t seq, std::size_t layer, std::size_t start, std::size_t n) {
+    const auto& h = model_->params();
+    const std::size_t hd = h.head_dim, group = h.n_group();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const std::size_t stride = options_.n_ctx + 16;
+    pool_->parallel_for(n * h.n_head, [&](std::size_t task, std::size_t thread) {
+      const std::size_t t = task / h.n_head, head = task % h.n_head, kv_head = head / group;
+      const std::size_t pos = start + t;
+      const std::size_t first = h.sliding_window && pos + 1 > *h.sliding_window ? pos + 1 - *h.sliding_window : 0;
+      float* scores = scores_.data() + thread * stride;
+      alignas(64) float q[max_head_dim];
+      alignas(64) float row[max_head_dim];
+      const float* q_src = q_.data() + t * h.n_embd + head * hd;
+      for (std::size_t i = 0; i < hd; ++i) q[i] = fp16(q_src[i]).to_float();
+      for (std::size_t j = first; j <= pos; ++j) {
+        simd::fp16_to_float(cache_.key(seq, layer, j) + kv_head * hd, row, hd);
+        scores[j - first] = simd::dot<>(q, row, hd) * scale;
+      }
+      const std::size_t count = pos + 1 - first;
+      simd::softmax<>(scores, count);
+      float* out = attn_.data() + t * h.n_embd + head * hd;
+      std::fill(out, out + hd, 0.0f);
+      for (std::size_t j = 0; j < count; ++j) {
+        simd::fp16_to_float(cache_.value(seq, layer, first + j) + kv_head * hd, row, hd);
+        simd::axpy<>(out, fp16(scores[j]).to_float(), row, hd);
+      }
+    });
+  }
+
+  const model* model_;
+  context_options options_;
+  std::unique_ptr<thread_pool> own_pool_;
+  thread_pool* pool_ = nullptr;
+  kv_cache<fp16> cache_;
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, scores_, rope_cos_, rope_sin_, logits_;
+  std::vector<double> inv_freq_;
+  std::vector<std::uint64_t> activations_;  // quantized activations, 8-byte aligned
+};
+
+}  // namespace chorus::inline CHORUS_ABI::model
+// ---- end chorus/model/model.hpp ----
 // ---- end chorus/chorus.hpp ----

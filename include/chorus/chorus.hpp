@@ -24,3 +24,11 @@
 #include "chorus/simd/float_kernels.hpp"
 #include "chorus/simd/dot.hpp"
 #include "chorus/simd/gemv.hpp"
+#include "chorus/core/json.hpp"
+#include "chorus/core/thread_pool.hpp"
+
+// model/
+#include "chorus/model/hparams.hpp"
+#include "chorus/model/weights.hpp"
+#include "chorus/model/kv_cache.hpp"
+#include "chorus/model/model.hpp"

@@ -147,11 +147,13 @@ void scale(float* x, float factor, std::size_t n) noexcept {
 }
 
 // Rotary position embedding, "normal" (GPT-J style) mode: adjacent pairs (x[2i], x[2i+1]) of
-// each head rotated by the angle pos * theta_i, with cos/sin precomputed per position.
-inline void rope(float* x, std::size_t n_heads, std::size_t head_dim, const float* cos, const float* sin) noexcept {
+// the first n_rot dimensions of each head rotated by the angle pos * theta_i, with cos/sin
+// (n_rot / 2 values) precomputed for the position.
+inline void rope(float* x, std::size_t n_heads, std::size_t head_dim, std::size_t n_rot, const float* cos,
+                 const float* sin) noexcept {
   for (std::size_t h = 0; h < n_heads; ++h) {
     float* v = x + h * head_dim;
-    for (std::size_t i = 0; i < head_dim / 2; ++i) {
+    for (std::size_t i = 0; i < n_rot / 2; ++i) {
       const float a = v[2 * i], b = v[2 * i + 1];
       v[2 * i] = a * cos[i] - b * sin[i];
       v[2 * i + 1] = a * sin[i] + b * cos[i];

@@ -1,0 +1,269 @@
+// chorus — a loaded model (hyper-parameters + weights as views into the mapped file) and a
+// context that runs the forward pass with its own KV cache and scratch buffers.
+//
+// The model is immutable and can be shared by any number of contexts (fusion members that
+// are the same model with other seeds share one copy of the weights). A context is not
+// thread-safe; its compute is spread over a thread_pool.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "chorus/config.hpp"
+#include "chorus/core/error.hpp"
+#include "chorus/core/fp16.hpp"
+#include "chorus/core/thread_pool.hpp"
+#include "chorus/gguf/file.hpp"
+#include "chorus/model/hparams.hpp"
+#include "chorus/model/kv_cache.hpp"
+#include "chorus/model/weights.hpp"
+#include "chorus/quant/formats.hpp"
+#include "chorus/simd/dot.hpp"
+#include "chorus/simd/float_kernels.hpp"
+#include "chorus/simd/gemv.hpp"
+
+namespace chorus::inline CHORUS_ABI::model {
+
+class model {
+ public:
+  explicit model(const std::filesystem::path& path) : file_(gguf::file::open(path)) { init(); }
+  explicit model(gguf::file file) : file_(std::move(file)) { init(); }
+
+  model(const model&) = delete;
+  model& operator=(const model&) = delete;
+
+  const hparams& params() const noexcept { return hparams_; }
+  const weights& tensors() const noexcept { return weights_; }
+  const gguf::file& file() const noexcept { return file_; }
+
+ private:
+  void init() {
+    hparams_ = hparams::from_gguf(file_);
+    weights_ = weights::from_gguf(file_, hparams_);
+  }
+
+  gguf::file file_;
+  hparams hparams_;
+  weights weights_;
+};
+
+struct context_options {
+  std::uint32_t n_ctx = 0;     // positions per sequence; 0 = the training context, at most 4096
+  std::uint32_t n_batch = 512; // tokens per forward step (longer prompts are split)
+  std::uint32_t n_seq = 1;     // independent sequences (each with its own positions)
+  thread_pool* pool = nullptr; // shared pool; nullptr = a pool of its own with `threads` threads
+  std::size_t threads = 0;     // 0 = one per hardware thread
+};
+
+class context {
+ public:
+  static constexpr std::size_t max_head_dim = 512;
+
+  explicit context(const model& m, context_options options = {}) : model_(&m), options_(options) {
+    const auto& h = m.params();
+    if (options_.n_ctx == 0) options_.n_ctx = std::min<std::uint32_t>(h.n_ctx_train, 4096);
+    if (options_.n_batch == 0) fail(errc::invalid_argument, "context: n_batch must be positive");
+    if (options_.n_seq == 0) fail(errc::invalid_argument, "context: n_seq must be positive");
+    if (h.head_dim > max_head_dim) {
+      fail(errc::unsupported, "context: head dimension ", h.head_dim, " exceeds the supported ", max_head_dim);
+    }
+    if (options_.pool == nullptr) {
+      own_pool_ = std::make_unique<thread_pool>(options_.threads);
+      options_.pool = own_pool_.get();
+    }
+    pool_ = options_.pool;
+    cache_ = kv_cache<fp16>(h.n_layer, options_.n_ctx, h.n_embd_kv(), options_.n_seq);
+    const std::size_t b = options_.n_batch;
+    x_.resize(b * h.n_embd);
+    xn_.resize(b * h.n_embd);
+    q_.resize(b * h.n_embd);
+    k_.resize(b * h.n_embd_kv());
+    v_.resize(b * h.n_embd_kv());
+    attn_.resize(b * h.n_embd);
+    gate_.resize(b * h.n_ff);
+    up_.resize(b * h.n_ff);
+    const std::size_t widest = std::max<std::size_t>(h.n_embd, h.n_ff);
+    activations_.resize((b * widest * sizeof(float)) / sizeof(std::uint64_t) + 64);
+    scores_.resize(pool_->size() * (options_.n_ctx + 16));
+    rope_cos_.resize(b * h.n_rot / 2);
+    rope_sin_.resize(b * h.n_rot / 2);
+    inv_freq_.resize(h.n_rot / 2);
+    for (std::size_t i = 0; i < inv_freq_.size(); ++i) {
+      inv_freq_[i] = std::pow(static_cast<double>(h.rope_freq_base), -2.0 * static_cast<double>(i) / h.n_rot);
+    }
+    logits_.resize(h.n_vocab);
+  }
+
+  const model& owner() const noexcept { return *model_; }
+  std::size_t n_ctx() const noexcept { return options_.n_ctx; }
+  std::size_t n_seq() const noexcept { return options_.n_seq; }
+  std::size_t position(std::size_t seq = 0) const { return cache_.length(seq); }
+  void reset(std::size_t seq = 0) { cache_.truncate(seq, 0); }
+  void truncate(std::size_t seq, std::size_t n) { cache_.truncate(seq, n); }
+  // Makes sequence `dst` continue from the first `n` positions of `src` (e.g. one prompt
+  // shared by several candidates).
+  void copy_prefix(std::size_t src, std::size_t dst, std::size_t n) { cache_.copy_prefix(src, dst, n); }
+  thread_pool& pool() noexcept { return *pool_; }
+
+  // Runs `tokens` through the model at the end of sequence `seq`. Returns the logits of the
+  // last token (n_vocab values), or of every token (tokens.size() * n_vocab) when all_logits.
+  // The span stays valid until the next call.
+  std::span<const float> decode(std::span<const std::int32_t> tokens, std::size_t seq = 0, bool all_logits = false) {
+    const auto& h = model_->params();
+    cache_.check_sequence(seq);
+    if (tokens.empty()) fail(errc::invalid_argument, "decode: no tokens");
+    if (cache_.length(seq) + tokens.size() > options_.n_ctx) {
+      fail(errc::out_of_range, "decode: context full: ", cache_.length(seq), " + ", tokens.size(),
+           " tokens exceed the context of ", options_.n_ctx, " positions");
+    }
+    for (const auto id : tokens) {
+      if (id < 0 || static_cast<std::uint32_t>(id) >= h.n_vocab) {
+        fail(errc::invalid_argument, "decode: token id ", id, " is outside the vocabulary of ", h.n_vocab);
+      }
+    }
+    if (all_logits && logits_.size() < tokens.size() * h.n_vocab) logits_.resize(tokens.size() * h.n_vocab);
+    for (std::size_t done = 0; done < tokens.size(); done += options_.n_batch) {
+      const std::size_t n = std::min<std::size_t>(options_.n_batch, tokens.size() - done);
+      const bool last_chunk = done + n == tokens.size();
+      forward(tokens.subspan(done, n), seq, all_logits ? logits_.data() + done * h.n_vocab : nullptr,
+              !all_logits && last_chunk);
+    }
+    return all_logits ? std::span<const float>(logits_.data(), tokens.size() * h.n_vocab)
+                      : std::span<const float>(logits_.data(), h.n_vocab);
+  }
+
+ private:
+  // y[i][0..w.rows) = w . x[i] for n rows of x (w.cols floats each).
+  void matmul(const matrix& w, const float* x, std::size_t n, float* y) {
+    quant::dispatch(w.type, [&](auto tag) {
+      using Block = typename decltype(tag)::type;
+      using activation = typename quant::block_traits<Block>::activation;
+      const std::size_t act_per_row = simd::activation_bytes<Block>(w.cols) / sizeof(activation);
+      auto* act = reinterpret_cast<activation*>(activations_.data());
+      for (std::size_t i = 0; i < n; ++i) simd::quantize_activation<Block>(x + i * w.cols, act + i * act_per_row, w.cols);
+      const auto* blocks = reinterpret_cast<const Block*>(w.data);
+      const std::size_t n_tasks = std::min<std::size_t>(w.rows, pool_->size() * 8);
+      pool_->parallel_for(n_tasks, [&](std::size_t task, std::size_t) {
+        const std::size_t begin = w.rows * task / n_tasks;
+        const std::size_t end = w.rows * (task + 1) / n_tasks;
+        if (n == 1) {
+          simd::gemv(blocks, begin, end, w.cols, act, y);
+        } else {
+          simd::gemm(blocks, begin, end, w.cols, act, n, act_per_row, y, w.rows);
+        }
+      });
+    });
+  }
+
+  void embed(std::int32_t id, float* out) const {
+    const matrix& e = model_->tensors().token_embd;
+    quant::dispatch(e.type, [&](auto tag) {
+      using Block = typename decltype(tag)::type;
+      quant::block_traits<Block>::dequantize(reinterpret_cast<const Block*>(e.data + id * e.row_bytes), out, e.cols);
+    });
+  }
+
+  void forward(std::span<const std::int32_t> tokens, std::size_t seq, float* all_logits, bool last_logits) {
+    const auto& h = model_->params();
+    const auto& w = model_->tensors();
+    const std::size_t n = tokens.size();
+    const std::size_t start = cache_.length(seq);
+    const std::size_t d = h.n_embd, dkv = h.n_embd_kv(), hd = h.head_dim, half_rot = h.n_rot / 2;
+
+    for (std::size_t t = 0; t < n; ++t) {
+      embed(tokens[t], x_.data() + t * d);
+      const double pos = static_cast<double>(start + t) * h.rope_freq_scale;
+      for (std::size_t i = 0; i < half_rot; ++i) {
+        rope_cos_[t * half_rot + i] = static_cast<float>(std::cos(pos * inv_freq_[i]));
+        rope_sin_[t * half_rot + i] = static_cast<float>(std::sin(pos * inv_freq_[i]));
+      }
+    }
+
+    for (std::size_t il = 0; il < h.n_layer; ++il) {
+      const auto& l = w.layers[il];
+      for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, l.attn_norm, xn_.data() + t * d, d, h.rms_eps);
+      matmul(l.wq, xn_.data(), n, q_.data());
+      matmul(l.wk, xn_.data(), n, k_.data());
+      matmul(l.wv, xn_.data(), n, v_.data());
+      for (std::size_t t = 0; t < n; ++t) {
+        if (l.bq != nullptr) {
+          simd::add<>(q_.data() + t * d, l.bq, d);
+          simd::add<>(k_.data() + t * dkv, l.bk, dkv);
+          simd::add<>(v_.data() + t * dkv, l.bv, dkv);
+        }
+        simd::rope(q_.data() + t * d, h.n_head, hd, h.n_rot, rope_cos_.data() + t * half_rot, rope_sin_.data() + t * half_rot);
+        simd::rope(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, rope_cos_.data() + t * half_rot,
+                   rope_sin_.data() + t * half_rot);
+        simd::float_to_fp16(k_.data() + t * dkv, cache_.key(seq, il, start + t), dkv);
+        simd::float_to_fp16(v_.data() + t * dkv, cache_.value(seq, il, start + t), dkv);
+      }
+      attention(seq, il, start, n);
+      matmul(l.wo, attn_.data(), n, xn_.data());
+      for (std::size_t t = 0; t < n; ++t) simd::add<>(x_.data() + t * d, xn_.data() + t * d, d);
+
+      for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, l.ffn_norm, xn_.data() + t * d, d, h.rms_eps);
+      matmul(l.w_gate, xn_.data(), n, gate_.data());
+      matmul(l.w_up, xn_.data(), n, up_.data());
+      simd::swiglu<>(gate_.data(), up_.data(), gate_.data(), n * h.n_ff);
+      matmul(l.w_down, gate_.data(), n, xn_.data());
+      for (std::size_t t = 0; t < n; ++t) simd::add<>(x_.data() + t * d, xn_.data() + t * d, d);
+    }
+    cache_.set_length(seq, start + n);
+
+    if (all_logits != nullptr) {
+      for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, w.output_norm, xn_.data() + t * d, d, h.rms_eps);
+      matmul(w.output, xn_.data(), n, all_logits);
+    } else if (last_logits) {
+      simd::rmsnorm<>(x_.data() + (n - 1) * d, w.output_norm, xn_.data(), d, h.rms_eps);
+      matmul(w.output, xn_.data(), 1, logits_.data());
+    }
+  }
+
+  // Causal attention of the n new tokens over the cache, one task per (token, head). Q and the
+  // attention weights are rounded to fp16 like the K/V they meet, as the reference does.
+  void attention(std::size_t seq, std::size_t layer, std::size_t start, std::size_t n) {
+    const auto& h = model_->params();
+    const std::size_t hd = h.head_dim, group = h.n_group();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const std::size_t stride = options_.n_ctx + 16;
+    pool_->parallel_for(n * h.n_head, [&](std::size_t task, std::size_t thread) {
+      const std::size_t t = task / h.n_head, head = task % h.n_head, kv_head = head / group;
+      const std::size_t pos = start + t;
+      const std::size_t first = h.sliding_window && pos + 1 > *h.sliding_window ? pos + 1 - *h.sliding_window : 0;
+      float* scores = scores_.data() + thread * stride;
+      alignas(64) float q[max_head_dim];
+      alignas(64) float row[max_head_dim];
+      const float* q_src = q_.data() + t * h.n_embd + head * hd;
+      for (std::size_t i = 0; i < hd; ++i) q[i] = fp16(q_src[i]).to_float();
+      for (std::size_t j = first; j <= pos; ++j) {
+        simd::fp16_to_float(cache_.key(seq, layer, j) + kv_head * hd, row, hd);
+        scores[j - first] = simd::dot<>(q, row, hd) * scale;
+      }
+      const std::size_t count = pos + 1 - first;
+      simd::softmax<>(scores, count);
+      float* out = attn_.data() + t * h.n_embd + head * hd;
+      std::fill(out, out + hd, 0.0f);
+      for (std::size_t j = 0; j < count; ++j) {
+        simd::fp16_to_float(cache_.value(seq, layer, first + j) + kv_head * hd, row, hd);
+        simd::axpy<>(out, fp16(scores[j]).to_float(), row, hd);
+      }
+    });
+  }
+
+  const model* model_;
+  context_options options_;
+  std::unique_ptr<thread_pool> own_pool_;
+  thread_pool* pool_ = nullptr;
+  kv_cache<fp16> cache_;
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, scores_, rope_cos_, rope_sin_, logits_;
+  std::vector<double> inv_freq_;
+  std::vector<std::uint64_t> activations_;  // quantized activations, 8-byte aligned
+};
+
+}  // namespace chorus::inline CHORUS_ABI::model

@@ -1,0 +1,233 @@
+// Tests of model/: the forward pass against llama.cpp's logits for every shipped model and
+// prompt (../shared/golden/logits), teacher-forced generation, the KV cache and load errors.
+#include <gtest/gtest.h>
+
+#include <chorus/chorus.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace {
+
+using namespace chorus;
+
+json::value read_json(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return json::parse(text.str());
+}
+
+std::vector<std::int32_t> ids_of(const json::value& array) {
+  std::vector<std::int32_t> ids;
+  for (const auto& v : array.as_array()) ids.push_back(static_cast<std::int32_t>(v.as_int()));
+  return ids;
+}
+
+// Tolerance on the recorded top-k logits (golden README: llama.cpp quantizes activations to
+// 8 bits, so a correct implementation differs by up to a logit or two on quantized models).
+double tolerance_for(const std::string& model) {
+  if (model == "stories260K") return 0.1;
+  if (model.ends_with("F16")) return 0.1;
+  if (model == "tiny-llama-bpe-Q4_K_M") return 3.0;
+  if (model.find("_K") != std::string::npos) return 2.0;
+  return 1.5;
+}
+constexpr double argmax_margin = 1.5;  // arg-max must agree where the golden top-1/top-2 gap is at least this
+
+std::int32_t argmax(std::span<const float> logits) {
+  return static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+struct golden_case {
+  std::string model;   // file stem
+  std::filesystem::path file;
+};
+
+std::vector<golden_case> golden_cases() {
+  std::vector<golden_case> cases;
+  for (const auto& dir : std::filesystem::directory_iterator(chorus_test::golden_dir() / "logits")) {
+    for (const auto& file : std::filesystem::directory_iterator(dir.path())) {
+      if (file.path().extension() != ".json") continue;
+#if defined(__SANITIZE_ADDRESS__)
+      // Under the sanitizers the long prompts take minutes; the short ones cover the code.
+      if (file.path().filename().string().starts_with("p3")) continue;
+#endif
+      cases.push_back({dir.path().filename().string(), file.path()});
+    }
+  }
+  std::sort(cases.begin(), cases.end(), [](auto& a, auto& b) { return a.file < b.file; });
+  return cases;
+}
+
+class GoldenLogits : public ::testing::TestWithParam<golden_case> {};
+
+TEST_P(GoldenLogits, PromptAndTeacherForcedGenerationMatchTheReference) {
+  const auto& c = GetParam();
+  const auto golden = read_json(c.file);
+  const model::model m(chorus_test::model_path(c.model + ".gguf"));
+  const std::size_t n_vocab = m.params().n_vocab;
+  ASSERT_EQ(static_cast<std::int64_t>(n_vocab), golden["n_vocab"].as_int());
+  const auto prompt = ids_of(golden["tokens"]);
+  model::context ctx(m, {.n_ctx = 1024, .threads = 2});
+  const auto logits = ctx.decode(prompt, 0, true);
+  const double tolerance = tolerance_for(c.model);
+
+  double max_error = 0.0;
+  const auto& rows = golden["prompt_top"].as_array();
+  ASSERT_EQ(rows.size(), prompt.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto row = logits.subspan(i * n_vocab, n_vocab);
+    const auto& top = rows[i].as_array();
+    for (const auto& pair : top) {
+      const double error = std::fabs(pair[1].as_double() - row[static_cast<std::size_t>(pair[0].as_int())]);
+      max_error = std::max(max_error, error);
+      ASSERT_LE(error, tolerance) << "position " << i << " token " << pair[0].as_int();
+    }
+    if (top[0][1].as_double() - top[1][1].as_double() >= argmax_margin) {
+      EXPECT_EQ(argmax(row), top[0][0].as_int()) << "position " << i;
+    }
+  }
+
+  // Teacher-forced: feed the golden tokens one by one (the decode path) and compare each step.
+  std::vector<float> last(logits.end() - static_cast<std::ptrdiff_t>(n_vocab), logits.end());
+  double max_generation_error = 0.0;
+  for (const auto& step : golden["generation"]["steps"].as_array()) {
+    for (const auto& pair : step["top"].as_array()) {
+      const double error = std::fabs(pair[1].as_double() - last[static_cast<std::size_t>(pair[0].as_int())]);
+      max_generation_error = std::max(max_generation_error, error);
+      ASSERT_LE(error, tolerance) << "generation step at position " << step["pos"].as_int();
+    }
+    if (step["margin"].as_double() >= argmax_margin) EXPECT_EQ(argmax(last), step["token"].as_int());
+    const auto token = static_cast<std::int32_t>(step["token"].as_int());
+    const auto next = ctx.decode(std::span(&token, 1));
+    last.assign(next.begin(), next.end());
+  }
+  RecordProperty("max_prompt_error", std::to_string(max_error));
+  RecordProperty("max_generation_error", std::to_string(max_generation_error));
+  std::printf("[ accuracy ] %s %s: max |dlogit| prompt %.4f, generation %.4f (tolerance %.2f)\n", c.model.c_str(),
+              c.file.filename().string().c_str(), max_error, max_generation_error, tolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModels, GoldenLogits, ::testing::ValuesIn(golden_cases()), [](const auto& info) {
+  std::string name = info.param.model + "_" + info.param.file.stem().string();
+  for (auto& ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return name;
+});
+
+TEST(ModelContext, PrefillThenDecodeEqualsOneBatch) {
+  const model::model m(chorus_test::model_path("stories260K.gguf"));
+  const std::vector<std::int32_t> tokens = {1, 400, 261, 300, 270, 411, 262, 290};
+  model::context batch(m, {.n_ctx = 64, .threads = 2});
+  const auto all = batch.decode(tokens);
+  const std::vector<float> one_batch(all.begin(), all.end());
+  model::context stepwise(m, {.n_ctx = 64, .threads = 1});
+  std::vector<float> last;
+  for (const auto t : tokens) {
+    const auto l = stepwise.decode(std::span(&t, 1));
+    last.assign(l.begin(), l.end());
+  }
+  ASSERT_EQ(last.size(), one_batch.size());
+  for (std::size_t i = 0; i < last.size(); ++i) EXPECT_NEAR(last[i], one_batch[i], 1e-3) << i;
+  EXPECT_EQ(stepwise.position(), tokens.size());
+}
+
+TEST(ModelContext, SequencesAreIndependentAndPrefixesCopy) {
+  const model::model m(chorus_test::model_path("tiny-llama-spm512-Q8_0.gguf"));
+  const std::vector<std::int32_t> prompt = {1, 300, 301, 302};
+  const std::vector<std::int32_t> a = {310, 311};
+  model::context single(m, {.n_ctx = 32, .threads = 2});
+  single.decode(prompt);
+  const auto expected_span = single.decode(a);
+  const std::vector<float> expected(expected_span.begin(), expected_span.end());
+
+  model::context multi(m, {.n_ctx = 32, .n_seq = 3, .threads = 2});
+  multi.decode(prompt, 0);
+  multi.copy_prefix(0, 2, prompt.size());
+  multi.decode(std::vector<std::int32_t>{5, 6, 7}, 1);  // unrelated sequence in between
+  const auto got = multi.decode(a, 2);
+  for (std::size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(got[i], expected[i]) << i;
+  EXPECT_EQ(multi.position(0), 4u);
+  EXPECT_EQ(multi.position(1), 3u);
+  EXPECT_EQ(multi.position(2), 6u);
+  multi.truncate(2, 4);
+  const auto again = multi.decode(a, 2);
+  for (std::size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(again[i], expected[i]) << i;
+}
+
+TEST(ModelContext, ErrorsNameTheProblem) {
+  const model::model m(chorus_test::model_path("stories260K.gguf"));
+  model::context ctx(m, {.n_ctx = 8, .threads = 1});
+  try {
+    ctx.decode(std::vector<std::int32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9});
+    FAIL();
+  } catch (const chorus::error& e) {
+    EXPECT_EQ(e.kind(), errc::out_of_range);
+    EXPECT_NE(std::string(e.what()).find("context full"), std::string::npos);
+  }
+  try {
+    ctx.decode(std::vector<std::int32_t>{512});
+    FAIL();
+  } catch (const chorus::error& e) {
+    EXPECT_EQ(e.kind(), errc::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("512"), std::string::npos);
+  }
+  EXPECT_THROW(ctx.decode(std::vector<std::int32_t>{1}, 5), chorus::error);
+}
+
+TEST(ModelLoad, MissingTensorsAndBadShapesAreReported) {
+  const auto source = gguf::file::open(chorus_test::model_path("stories260K.gguf"));
+  auto rebuild = [&](const std::string& skip, const std::string& reshape) {
+    gguf::writer w;
+    for (const auto& e : source.metadata()) {
+      if (e.type == gguf::value_type::array) {
+        if (e.element_type == gguf::value_type::string) w.set_array(e.key, source.get_array<std::string>(e.key));
+        else if (e.element_type == gguf::value_type::float32) w.set_array(e.key, source.get_array<float>(e.key));
+        else w.set_array(e.key, source.get_array<std::int32_t>(e.key));
+      } else if (e.type == gguf::value_type::string) {
+        w.set(e.key, source.get<std::string>(e.key));
+      } else if (e.type == gguf::value_type::float32) {
+        w.set(e.key, source.get<float>(e.key));
+      } else if (e.type == gguf::value_type::boolean) {
+        w.set(e.key, source.get<bool>(e.key));
+      } else {
+        w.set(e.key, source.get<std::uint32_t>(e.key));
+      }
+    }
+    for (const auto& t : source.tensors()) {
+      if (t.name == skip) continue;
+      std::vector<std::uint64_t> dims(t.dims.begin(), t.dims.begin() + t.n_dims);
+      if (t.name == reshape) std::swap(dims[0], dims[1]);
+      w.add_tensor(t.name, t.type, dims, t.data);
+    }
+    return w.to_bytes();
+  };
+  const auto missing = rebuild("blk.3.ffn_up.weight", "");
+  try {
+    model::model bad(gguf::file::parse(missing, "missing.gguf"));
+    FAIL();
+  } catch (const chorus::error& e) {
+    EXPECT_EQ(e.kind(), errc::not_found);
+    EXPECT_NE(std::string(e.what()).find("blk.3.ffn_up.weight"), std::string::npos) << e.what();
+  }
+  const auto reshaped = rebuild("", "blk.1.ffn_gate.weight");
+  try {
+    model::model bad(gguf::file::parse(reshaped, "reshaped.gguf"));
+    FAIL();
+  } catch (const chorus::error& e) {
+    EXPECT_EQ(e.kind(), errc::bad_format);
+    EXPECT_NE(std::string(e.what()).find("blk.1.ffn_gate.weight"), std::string::npos) << e.what();
+  }
+  const auto intact = rebuild("", "");
+  EXPECT_NO_THROW(model::model ok(gguf::file::parse(intact, "intact.gguf")));
+}
+
+}  // namespace
