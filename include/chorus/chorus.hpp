@@ -32,3 +32,10 @@
 #include "chorus/model/weights.hpp"
 #include "chorus/model/kv_cache.hpp"
 #include "chorus/model/model.hpp"
+
+// tokenizer/
+#include "chorus/tokenizer/utf8.hpp"
+#include "chorus/tokenizer/unicode_tables.hpp"
+#include "chorus/tokenizer/vocab.hpp"
+#include "chorus/tokenizer/pre_tokenize.hpp"
+#include "chorus/tokenizer/tokenizer.hpp"

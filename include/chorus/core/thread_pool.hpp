@@ -57,7 +57,10 @@ class thread_pool {
       return;
     }
     std::lock_guard lock(call_mutex_);
-    job current{&invoke<std::remove_reference_t<Fn>>, &fn, n_tasks};
+    job current;
+    current.call = &invoke<std::remove_reference_t<Fn>>;
+    current.fn = &fn;
+    current.n_tasks = n_tasks;
     job_ = &current;
     pending_.store(workers_.size(), std::memory_order_release);
     generation_.fetch_add(1, std::memory_order_acq_rel);
@@ -70,9 +73,9 @@ class thread_pool {
 
  private:
   struct job {
-    void (*call)(void*, std::size_t, std::size_t);
-    void* fn;
-    std::size_t n_tasks;
+    void (*call)(void*, std::size_t, std::size_t) = nullptr;
+    void* fn = nullptr;
+    std::size_t n_tasks = 0;
     std::atomic<std::size_t> next{0};
     std::atomic<bool> failed{false};
     std::exception_ptr failure;
