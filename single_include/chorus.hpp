@@ -4645,4 +4645,562 @@ class stream_decoder {
 
 }  // namespace chorus::inline CHORUS_ABI::tokenizer
 // ---- end chorus/tokenizer/tokenizer.hpp ----
+
+// sample/, generate/
+// ---- begin chorus/sample/sampler.hpp ----
+// chorus — turning logits into the next token: small composable stages (penalties,
+// temperature, top-k, top-p, min-p) over a candidate list, then a seeded random pick or the
+// arg-max. Buffers are sized once per sampler; sampling a token allocates nothing.
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::sample {
+
+struct candidate {
+  std::int32_t id;
+  float logit;
+  float p;
+};
+
+// The working set a stage transforms: candidates, and whether they are sorted by logit
+// (descending) and hold normalised probabilities.
+struct candidates {
+  std::span<candidate> items;
+  bool sorted = false;
+  bool normalised = false;
+
+  void sort() {
+    if (!sorted) {
+      std::sort(items.begin(), items.end(), [](const candidate& a, const candidate& b) {
+        return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+      });
+      sorted = true;
+    }
+  }
+  void softmax() {
+    sort();
+    const float max = items.empty() ? 0.0f : items[0].logit;
+    double sum = 0.0;
+    for (auto& c : items) sum += (c.p = std::exp(c.logit - max));
+    for (auto& c : items) c.p = static_cast<float>(c.p / sum);
+    normalised = true;
+  }
+  void keep(std::size_t n) { items = items.first(std::min(n, items.size())); }
+};
+
+// A stage is anything with apply(candidates&).
+template <class S>
+concept stage = requires(S s, candidates& c) { s.apply(c); };
+
+struct temperature {
+  float value = 1.0f;
+  void apply(candidates& c) const {
+    for (auto& x : c.items) x.logit /= value;
+    c.normalised = false;
+  }
+};
+
+struct top_k {
+  std::int32_t k = 40;
+  void apply(candidates& c) const {
+    if (k <= 0 || static_cast<std::size_t>(k) >= c.items.size()) return;
+    if (!c.sorted) {
+      std::partial_sort(c.items.begin(), c.items.begin() + k, c.items.end(), [](const candidate& a, const candidate& b) {
+        return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+      });
+      c.sorted = true;
+    }
+    c.keep(static_cast<std::size_t>(k));
+    c.normalised = false;
+  }
+};
+
+// Keeps the smallest prefix whose probability reaches p.
+struct top_p {
+  float p = 0.95f;
+  void apply(candidates& c) const {
+    if (p >= 1.0f) return;
+    c.softmax();
+    double sum = 0.0;
+    std::size_t n = 0;
+    while (n < c.items.size()) {
+      sum += c.items[n++].p;
+      if (sum >= p) break;
+    }
+    c.keep(n);
+    c.normalised = false;
+  }
+};
+
+// Keeps the candidates whose probability is at least p times the best one's.
+struct min_p {
+  float p = 0.05f;
+  void apply(candidates& c) const {
+    if (p <= 0.0f) return;
+    c.sort();
+    const float threshold = c.items[0].logit + std::log(p);
+    std::size_t n = 1;
+    while (n < c.items.size() && c.items[n].logit >= threshold) ++n;
+    c.keep(n);
+    c.normalised = false;
+  }
+};
+
+// Repetition (divide positive logits, multiply negative ones), frequency and presence
+// penalties over the recent tokens.
+struct penalties {
+  float repeat = 1.0f;
+  float frequency = 0.0f;
+  float presence = 0.0f;
+  std::span<const std::int32_t> history;
+  std::vector<std::int32_t>* counts = nullptr;  // scratch of n_vocab zeros, restored after use
+
+  void apply(candidates& c) const {
+    if ((repeat == 1.0f && frequency == 0.0f && presence == 0.0f) || history.empty() || counts == nullptr) return;
+    for (const auto id : history) ++(*counts)[static_cast<std::size_t>(id)];
+    for (auto& x : c.items) {
+      const auto n = (*counts)[static_cast<std::size_t>(x.id)];
+      if (n == 0) continue;
+      x.logit = x.logit > 0.0f ? x.logit / repeat : x.logit * repeat;
+      x.logit -= static_cast<float>(n) * frequency + presence;
+    }
+    for (const auto id : history) (*counts)[static_cast<std::size_t>(id)] = 0;
+    c.sorted = false;
+    c.normalised = false;
+  }
+};
+
+struct sampling_params {
+  float temperature = 0.8f;  // 0 = greedy (arg-max, ties to the lowest id)
+  std::int32_t top_k = 40;   // 0 = off
+  float top_p = 0.95f;       // 1 = off
+  float min_p = 0.05f;       // 0 = off
+  float repeat_penalty = 1.0f;
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  std::int32_t penalty_last_n = 64;
+  std::uint64_t seed = 0;
+  std::int32_t top_logprobs = 0;  // alternatives reported with each token
+
+  void validate() const {
+    if (!(temperature >= 0.0f) || !std::isfinite(temperature)) fail(errc::invalid_argument, "sampling: temperature ", temperature, " must be >= 0");
+    if (top_k < 0) fail(errc::invalid_argument, "sampling: top_k ", top_k, " must be >= 0");
+    if (!(top_p > 0.0f && top_p <= 1.0f)) fail(errc::invalid_argument, "sampling: top_p ", top_p, " must be in (0, 1]");
+    if (!(min_p >= 0.0f && min_p <= 1.0f)) fail(errc::invalid_argument, "sampling: min_p ", min_p, " must be in [0, 1]");
+    if (!(repeat_penalty > 0.0f)) fail(errc::invalid_argument, "sampling: repeat_penalty ", repeat_penalty, " must be > 0");
+    if (penalty_last_n < 0) fail(errc::invalid_argument, "sampling: penalty_last_n must be >= 0");
+    if (top_logprobs < 0 || top_logprobs > 100) fail(errc::invalid_argument, "sampling: top_logprobs must be in [0, 100]");
+  }
+};
+
+struct token_logprob {
+  std::int32_t id;
+  float logprob;
+};
+
+struct sampled {
+  std::int32_t id = 0;
+  float logprob = 0.0f;  // log-softmax of the chosen token under the unmodified logits
+  std::span<const token_logprob> top;  // the best alternatives under the unmodified logits
+};
+
+// A uniform double in [0, 1) from 53 bits of the generator: the same on every standard
+// library (std::uniform_real_distribution is not). Generators of 32 or 64 full bits.
+template <std::uniform_random_bit_generator G>
+double uniform01(G& g) {
+  static_assert(G::min() == 0 && (G::max() == 0xFFFFFFFFu || G::max() == std::numeric_limits<std::uint64_t>::max()),
+                "sampler: the generator must produce 32 or 64 uniform bits");
+  std::uint64_t bits = static_cast<std::uint64_t>(g());
+  if constexpr (G::max() == 0xFFFFFFFFu) bits = (bits << 32) | static_cast<std::uint64_t>(g());
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
+
+template <std::uniform_random_bit_generator Rng = std::mt19937_64>
+class sampler {
+ public:
+  sampler(const sampling_params& params, std::size_t n_vocab) : params_(params), rng_(params.seed) {
+    params_.validate();
+    if (n_vocab == 0) fail(errc::invalid_argument, "sampler: empty vocabulary");
+    buffer_.resize(n_vocab);
+    counts_.assign(n_vocab, 0);
+    top_.resize(static_cast<std::size_t>(params_.top_logprobs));
+  }
+
+  const sampling_params& params() const noexcept { return params_; }
+  void reseed(std::uint64_t seed) { rng_.seed(seed); }
+
+  // Picks the next token from `logits` given the tokens generated so far (for penalties).
+  sampled sample(std::span<const float> logits, std::span<const std::int32_t> history = {}) {
+    if (logits.size() != buffer_.size()) {
+      fail(errc::invalid_argument, "sampler: ", logits.size(), " logits for a vocabulary of ", buffer_.size());
+    }
+    // log-sum-exp of the unmodified logits, for the reported log-probabilities
+    const float max = *std::max_element(logits.begin(), logits.end());
+    double sum = 0.0;
+    for (const float l : logits) sum += std::exp(static_cast<double>(l - max));
+    const float log_z = max + static_cast<float>(std::log(sum));
+
+    std::int32_t chosen = 0;
+    const std::size_t n_recent = std::min<std::size_t>(history.size(), static_cast<std::size_t>(params_.penalty_last_n));
+    const auto recent = history.last(n_recent);
+    const bool penalised = params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f;
+    if (params_.temperature == 0.0f && !(penalised && !recent.empty())) {
+      chosen = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    } else {
+      for (std::size_t i = 0; i < logits.size(); ++i) buffer_[i] = {static_cast<std::int32_t>(i), logits[i], 0.0f};
+      candidates c{buffer_};
+      penalties{params_.repeat_penalty, params_.frequency_penalty, params_.presence_penalty, recent, &counts_}.apply(c);
+      if (params_.temperature == 0.0f) {
+        c.sort();
+        chosen = c.items[0].id;
+      } else {
+        top_k{params_.top_k}.apply(c);
+        top_p{params_.top_p}.apply(c);
+        min_p{params_.min_p}.apply(c);
+        temperature{params_.temperature}.apply(c);
+        c.softmax();
+        double u = uniform01(rng_);
+        chosen = c.items.back().id;
+        for (const auto& x : c.items) {
+          u -= x.p;
+          if (u < 0.0) {
+            chosen = x.id;
+            break;
+          }
+        }
+      }
+    }
+    sampled result{chosen, logits[static_cast<std::size_t>(chosen)] - log_z, {}};
+    if (!top_.empty()) {
+      // the best alternatives by a partial selection over the unmodified logits
+      std::size_t n = 0;
+      for (std::size_t i = 0; i < logits.size(); ++i) {
+        const token_logprob entry{static_cast<std::int32_t>(i), logits[i] - log_z};
+        if (n < top_.size()) {
+          top_[n++] = entry;
+        } else if (entry.logprob > top_.back().logprob) {
+          top_.back() = entry;
+        } else {
+          continue;
+        }
+        for (std::size_t k = n - 1; k > 0 && top_[k].logprob > top_[k - 1].logprob; --k) std::swap(top_[k], top_[k - 1]);
+      }
+      result.top = std::span<const token_logprob>(top_.data(), n);
+    }
+    return result;
+  }
+
+ private:
+  sampling_params params_;
+  Rng rng_;
+  std::vector<candidate> buffer_;
+  std::vector<std::int32_t> counts_;
+  std::vector<token_logprob> top_;
+};
+
+}  // namespace chorus::inline CHORUS_ABI::sample
+// ---- end chorus/sample/sampler.hpp ----
+// ---- begin chorus/generate/stop_strings.hpp ----
+// chorus — stop strings over streamed text: emits text as soon as it cannot be the start
+// of a stop string, holds back a possible partial match, and cuts at the first match.
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::generate {
+
+class stop_string_filter {
+ public:
+  stop_string_filter() = default;
+  explicit stop_string_filter(std::vector<std::string> stops) : stops_(std::move(stops)) {
+    std::erase_if(stops_, [](const std::string& s) { return s.empty(); });
+    for (const auto& s : stops_) longest_ = std::max(longest_, s.size());
+    text_.reserve(4096);
+  }
+
+  // Appends a piece of generated text. Returns the text that is now safe to show; sets
+  // stopped() when a stop string appeared (the stop string and anything after it are dropped).
+  std::string_view push(std::string_view piece) {
+    if (stopped_) return {};
+    // a new match must end inside the new piece, so it starts at most longest_ - 1 bytes back
+    const std::size_t search_from = text_.size() >= longest_ ? text_.size() - longest_ + 1 : 0;
+    text_.append(piece);
+    std::size_t cut = std::string::npos;
+    for (const auto& stop : stops_) {
+      const auto at = text_.find(stop, search_from);
+      if (at != std::string::npos) cut = std::min(cut, at);
+    }
+    if (cut != std::string::npos) {
+      stopped_ = true;
+      text_.resize(cut);
+      return release(text_.size());
+    }
+    return release(text_.size() - held_back_suffix());
+  }
+
+  // At the end of generation: everything not yet shown.
+  std::string_view flush() { return release(text_.size()); }
+
+  bool stopped() const noexcept { return stopped_; }
+  const std::string& text() const noexcept { return text_; }  // the whole text so far, cut at a stop
+
+ private:
+  // Length of the longest suffix of text_ that is a proper prefix of some stop string.
+  std::size_t held_back_suffix() const {
+    std::size_t hold = 0;
+    for (const auto& stop : stops_) {
+      const std::size_t max_len = std::min(stop.size() - 1, text_.size() - shown_);
+      for (std::size_t len = max_len; len > hold; --len) {
+        if (std::string_view(text_).substr(text_.size() - len) == std::string_view(stop).substr(0, len)) {
+          hold = len;
+          break;
+        }
+      }
+    }
+    return hold;
+  }
+  std::string_view release(std::size_t up_to) {
+    if (up_to <= shown_) return {};
+    const std::string_view out = std::string_view(text_).substr(shown_, up_to - shown_);
+    shown_ = up_to;
+    return out;
+  }
+
+  std::vector<std::string> stops_;
+  std::size_t longest_ = 0;
+  std::string text_;
+  std::size_t shown_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace chorus::inline CHORUS_ABI::generate
+// ---- end chorus/generate/stop_strings.hpp ----
+// ---- begin chorus/generate/session.hpp ----
+// chorus — generation: a prompt in, tokens streamed out as text (never half a UTF-8
+// character), until end of text, a stop string, the token budget, a full context or a
+// cancellation from another thread.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::generate {
+
+// A model together with its tokenizer: what a session runs. Immutable, shared by sessions.
+class language_model {
+ public:
+  static std::shared_ptr<const language_model> load(const std::filesystem::path& path) {
+    const auto start = std::chrono::steady_clock::now();
+    auto m = std::shared_ptr<language_model>(new language_model(path));
+    m->load_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return m;
+  }
+
+  const model::model& network() const noexcept { return model_; }
+  const tokenizer::tokenizer& tokens() const noexcept { return tokenizer_; }
+  const std::filesystem::path& path() const noexcept { return path_; }
+  double load_ms() const noexcept { return load_ms_; }
+
+ private:
+  explicit language_model(const std::filesystem::path& path)
+      : model_(path), tokenizer_(tokenizer::tokenizer::from_gguf(model_.file())), path_(path) {}
+
+  model::model model_;
+  tokenizer::tokenizer tokenizer_;
+  std::filesystem::path path_;
+  double load_ms_ = 0.0;
+};
+
+enum class stop_reason { end_of_text, stop_string, max_tokens, context_full, cancelled };
+
+constexpr std::string_view to_string(stop_reason r) noexcept {
+  switch (r) {
+    case stop_reason::end_of_text: return "end_of_text";
+    case stop_reason::stop_string: return "stop_string";
+    case stop_reason::max_tokens: return "max_tokens";
+    case stop_reason::context_full: return "context_full";
+    case stop_reason::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+struct timings {
+  double prompt_ms = 0.0;
+  double generation_ms = 0.0;
+  double time_to_first_token_ms = 0.0;
+  std::size_t prompt_tokens = 0;     // tokens evaluated (a cached prefix is not counted)
+  std::size_t generated_tokens = 0;
+  double prompt_tokens_per_second() const noexcept { return prompt_ms > 0 ? 1000.0 * prompt_tokens / prompt_ms : 0.0; }
+  double generation_tokens_per_second() const noexcept {
+    return generation_ms > 0 ? 1000.0 * generated_tokens / generation_ms : 0.0;
+  }
+};
+
+struct options {
+  std::int32_t max_tokens = 128;
+  sample::sampling_params sampling;
+  std::vector<std::string> stop;  // stop strings (not included in the text)
+  bool add_special = true;        // BOS as the vocabulary asks
+  bool parse_special = false;     // special-token text in the prompt becomes the tokens
+};
+
+struct token_event {
+  std::int32_t id;
+  std::string_view text;  // the complete text this token made visible (may be empty)
+  float logprob;
+};
+
+struct result {
+  std::string text;
+  std::vector<std::int32_t> prompt_ids;
+  std::vector<std::int32_t> ids;
+  std::vector<float> logprobs;
+  stop_reason reason = stop_reason::max_tokens;
+  timings time;
+  double mean_logprob() const noexcept {
+    if (logprobs.empty()) return 0.0;
+    double sum = 0.0;
+    for (const float l : logprobs) sum += l;
+    return sum / static_cast<double>(logprobs.size());
+  }
+};
+
+struct session_config {
+  std::uint32_t n_ctx = 0;      // 0: the model's training context, at most 4096
+  std::size_t threads = 0;      // 0: one per hardware thread (ignored with a shared pool)
+  thread_pool* pool = nullptr;  // share one pool between sessions on one machine
+};
+
+// One conversation state (a KV cache) over a shared model. Not thread-safe; use one session
+// per thread. A new prompt that extends the previous one reuses the cached prefix.
+class session {
+ public:
+  explicit session(std::shared_ptr<const language_model> m, session_config config = {})
+      : model_(std::move(m)),
+        context_(model_->network(), {.n_ctx = config.n_ctx, .pool = config.pool, .threads = config.threads}) {}
+
+  const language_model& model() const noexcept { return *model_; }
+  model::context& context() noexcept { return context_; }
+
+  // Generates a continuation of `prompt`. on_token(const token_event&) -> bool is called for
+  // every generated token; returning false stops generation (reason: cancelled).
+  template <class OnToken = bool (*)(const token_event&)>
+  result complete(std::string_view prompt, const options& opts, OnToken&& on_token = nullptr, std::stop_token stop = {}) {
+    if (opts.max_tokens < 0) fail(errc::invalid_argument, "generate: max_tokens must be >= 0");
+    const auto& tok = model_->tokens();
+    result out;
+    out.prompt_ids = tok.encode(prompt, opts.add_special, opts.parse_special);
+    if (out.prompt_ids.empty()) fail(errc::invalid_argument, "generate: the prompt is empty and the model adds no BOS");
+    if (out.prompt_ids.size() >= context_.n_ctx()) {
+      fail(errc::out_of_range, "generate: the prompt has ", out.prompt_ids.size(), " tokens; the context holds ",
+           context_.n_ctx());
+    }
+    sample::sampler<> sampler(opts.sampling, model_->network().params().n_vocab);
+
+    // Reuse the cached prefix; at least the last prompt token is evaluated for its logits.
+    std::size_t common = 0;
+    while (common < cached_.size() && common + 1 < out.prompt_ids.size() && cached_[common] == out.prompt_ids[common]) ++common;
+    context_.truncate(0, common);
+    cached_.assign(out.prompt_ids.begin(), out.prompt_ids.end());
+
+    const auto t0 = std::chrono::steady_clock::now();
+    auto logits = context_.decode(std::span(out.prompt_ids).subspan(common));
+    const auto t1 = std::chrono::steady_clock::now();
+    out.time.prompt_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    out.time.prompt_tokens = out.prompt_ids.size() - common;
+
+    tokenizer::stream_decoder decoder(tok);
+    decoder.continue_text();  // a continuation keeps its leading space
+    stop_string_filter filter(opts.stop);
+    out.ids.reserve(static_cast<std::size_t>(opts.max_tokens));
+    out.logprobs.reserve(static_cast<std::size_t>(opts.max_tokens));
+    auto emit = [&](std::int32_t id, std::string_view text, float logprob) -> bool {
+      using callback = std::decay_t<OnToken>;
+      if constexpr (std::is_null_pointer_v<callback>) {
+        return true;
+      } else if constexpr (std::is_pointer_v<callback>) {
+        return on_token == nullptr || on_token(token_event{id, text, logprob});
+      } else {
+        return on_token(token_event{id, text, logprob});
+      }
+    };
+    out.reason = stop_reason::max_tokens;
+    for (std::int32_t n = 0; n < opts.max_tokens; ++n) {
+      if (stop.stop_requested()) {
+        out.reason = stop_reason::cancelled;
+        break;
+      }
+      const auto pick = sampler.sample(logits, out.ids);
+      if (n == 0) {
+        out.time.time_to_first_token_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      }
+      if (tok.vocabulary().is_end_of_generation(pick.id)) {
+        out.reason = stop_reason::end_of_text;
+        break;
+      }
+      out.ids.push_back(pick.id);
+      out.logprobs.push_back(pick.logprob);
+      const std::string piece = decoder.push(pick.id);
+      const std::string_view visible = filter.push(piece);
+      const bool keep_going = emit(pick.id, visible, pick.logprob);
+      if (filter.stopped()) {
+        out.reason = stop_reason::stop_string;
+        break;
+      }
+      if (!keep_going) {
+        out.reason = stop_reason::cancelled;
+        break;
+      }
+      if (context_.position() + 1 > context_.n_ctx()) {
+        out.reason = stop_reason::context_full;
+        break;
+      }
+      if (n + 1 == opts.max_tokens) break;  // no forward pass for a token that will not be sampled
+      cached_.push_back(pick.id);
+      logits = context_.decode(std::span(&out.ids.back(), 1));
+    }
+    if (!filter.stopped()) {
+      const std::string rest = decoder.flush();
+      std::string_view tail = filter.push(rest);
+      if (filter.stopped()) out.reason = stop_reason::stop_string;
+      std::string remaining(tail);
+      remaining += filter.flush();
+      if (!remaining.empty()) emit(-1, remaining, 0.0f);
+    }
+    out.text = filter.text();
+    const auto t2 = std::chrono::steady_clock::now();
+    out.time.generation_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
+    out.time.generated_tokens = out.ids.size();
+    return out;
+  }
+
+ private:
+  std::shared_ptr<const language_model> model_;
+  model::context context_;
+  std::vector<std::int32_t> cached_;  // the tokens whose keys/values sequence 0 holds
+};
+
+}  // namespace chorus::inline CHORUS_ABI::generate
+// ---- end chorus/generate/session.hpp ----
 // ---- end chorus/chorus.hpp ----

@@ -39,3 +39,8 @@
 #include "chorus/tokenizer/vocab.hpp"
 #include "chorus/tokenizer/pre_tokenize.hpp"
 #include "chorus/tokenizer/tokenizer.hpp"
+
+// sample/, generate/
+#include "chorus/sample/sampler.hpp"
+#include "chorus/generate/stop_strings.hpp"
+#include "chorus/generate/session.hpp"

@@ -1,0 +1,62 @@
+// chorus tokenize — the token ids and pieces of a text.
+#include <chorus/chorus.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "command.hpp"
+
+namespace {
+
+int run(std::span<const std::string_view> args) {
+  const chorus_cli::arguments a(args, {"json", "no-bos", "special"});
+  const auto model_path = a.require("model");
+  const auto text_arg = a.get("text");
+  const auto file_arg = a.get("file");
+  const bool json = a.flag("json"), no_bos = a.flag("no-bos"), special = a.flag("special");
+  a.reject_unknown();
+  if (text_arg.has_value() == file_arg.has_value()) throw chorus_cli::usage_error("give exactly one of --text and --file");
+  std::string text;
+  if (text_arg) {
+    text = *text_arg;
+  } else {
+    std::ifstream in(*file_arg, std::ios::binary);
+    if (!in) throw chorus::error(chorus::errc::file_not_found, "cannot read '" + *file_arg + "'");
+    std::stringstream s;
+    s << in.rdbuf();
+    text = s.str();
+  }
+  const auto file = chorus::gguf::file::open(model_path);
+  const auto tk = chorus::tokenizer::tokenizer::from_gguf(file);
+  const auto ids = tk.encode(text, !no_bos, special);
+  if (json) {
+    // Pieces are strings: valid UTF-8 as is, other bytes as \u00XX of the byte value.
+    std::string out = "{\"ids\":[";
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (i) out += ',';
+      out += std::to_string(ids[i]);
+    }
+    out += "],\"pieces\":[";
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (i) out += ',';
+      chorus::json::write_string(out, tk.token_to_piece(ids[i], true));
+    }
+    out += "]}";
+    std::cout << out << "\n";
+  } else {
+    for (const auto id : ids) {
+      std::string piece;
+      chorus::json::write_string(piece, tk.token_to_piece(id, true));
+      std::printf("%6d %s\n", id, piece.c_str());
+    }
+  }
+  return 0;
+}
+
+const chorus_cli::registration tokenize_command{"tokenize", "print the token ids and pieces of a text",
+                                                "--model M.gguf (--text T | --file F) [--no-bos] [--special] [--json]",
+                                                &run};
+
+}  // namespace

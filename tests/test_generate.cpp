@@ -1,0 +1,215 @@
+// Tests of sample/ and generate/: sampler semantics and reproducibility, stop strings,
+// greedy generation equal to the reference continuation, cancellation, timings.
+#include <gtest/gtest.h>
+
+#include <chorus/chorus.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "test_support.hpp"
+
+namespace {
+
+using namespace chorus;
+
+TEST(Sampler, GreedyTakesTheArgmaxWithTiesToTheLowestId) {
+  sample::sampling_params p;
+  p.temperature = 0.0f;
+  sample::sampler<> s(p, 5);
+  const std::vector<float> logits = {1.0f, 3.0f, 3.0f, -1.0f, 0.0f};
+  EXPECT_EQ(s.sample(logits).id, 1);
+}
+
+TEST(Sampler, LogprobIsTheLogSoftmaxOfTheUnmodifiedLogits) {
+  sample::sampling_params p;
+  p.temperature = 0.0f;
+  p.top_logprobs = 3;
+  sample::sampler<> s(p, 4);
+  const std::vector<float> logits = {0.0f, 1.0f, 2.0f, 3.0f};
+  const auto r = s.sample(logits);
+  double z = 0.0;
+  for (float l : logits) z += std::exp(l);
+  EXPECT_NEAR(r.logprob, 3.0 - std::log(z), 1e-5);
+  ASSERT_EQ(r.top.size(), 3u);
+  EXPECT_EQ(r.top[0].id, 3);
+  EXPECT_EQ(r.top[1].id, 2);
+  EXPECT_EQ(r.top[2].id, 1);
+}
+
+TEST(Sampler, SameSeedSameTokensAndFrequenciesFollowTheSoftmax) {
+  sample::sampling_params p;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  p.seed = 1234;
+  const std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), std::log(4.0f)};  // p = .1 .2 .3 .4
+  sample::sampler<> a(p, 4), b(p, 4);
+  std::vector<int> counts(4, 0);
+  const int n = 100000;
+  for (int i = 0; i < n; ++i) {
+    const auto x = a.sample(logits).id;
+    ASSERT_EQ(x, b.sample(logits).id);
+    ++counts[static_cast<std::size_t>(x)];
+  }
+  for (int k = 0; k < 4; ++k) {
+    const double expected = n * (k + 1) / 10.0;
+    EXPECT_NEAR(counts[static_cast<std::size_t>(k)], expected, 5 * std::sqrt(expected)) << k;
+  }
+}
+
+TEST(Sampler, TruncationStages) {
+  std::vector<sample::candidate> items = {{0, 1.0f, 0}, {1, 4.0f, 0}, {2, 3.0f, 0}, {3, 2.0f, 0}};
+  sample::candidates c{items};
+  sample::top_k{2}.apply(c);
+  ASSERT_EQ(c.items.size(), 2u);
+  EXPECT_EQ(c.items[0].id, 1);
+  EXPECT_EQ(c.items[1].id, 2);
+
+  std::vector<sample::candidate> more = {{0, std::log(0.5f), 0}, {1, std::log(0.3f), 0}, {2, std::log(0.2f), 0}};
+  sample::candidates d{more};
+  sample::top_p{0.7f}.apply(d);
+  EXPECT_EQ(d.items.size(), 2u);
+
+  std::vector<sample::candidate> third = {{0, std::log(0.5f), 0}, {1, std::log(0.3f), 0}, {2, std::log(0.01f), 0}};
+  sample::candidates e{third};
+  sample::min_p{0.1f}.apply(e);
+  EXPECT_EQ(e.items.size(), 2u);
+}
+
+TEST(Sampler, RepetitionPenaltyDiscouragesRecentTokens) {
+  sample::sampling_params p;
+  p.temperature = 0.0f;
+  p.repeat_penalty = 2.0f;
+  sample::sampler<> s(p, 3);
+  const std::vector<float> logits = {3.0f, 2.0f, 0.0f};
+  const std::vector<std::int32_t> history = {0};
+  EXPECT_EQ(s.sample(logits, history).id, 1);  // 3 / 2 = 1.5 < 2
+}
+
+TEST(Sampler, InvalidParametersAreNamed) {
+  auto expect_named = [](auto mutate, const char* name) {
+    sample::sampling_params p;
+    mutate(p);
+    try {
+      p.validate();
+      FAIL() << name;
+    } catch (const chorus::error& e) {
+      EXPECT_EQ(e.kind(), errc::invalid_argument);
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  };
+  expect_named([](auto& p) { p.temperature = -1.0f; }, "temperature");
+  expect_named([](auto& p) { p.top_p = 0.0f; }, "top_p");
+  expect_named([](auto& p) { p.top_p = 1.5f; }, "top_p");
+  expect_named([](auto& p) { p.min_p = 2.0f; }, "min_p");
+  expect_named([](auto& p) { p.top_k = -3; }, "top_k");
+}
+
+TEST(StopStrings, HoldBackPartialMatchesAndCutAtTheFirstMatch) {
+  generate::stop_string_filter f({"\nUser:", "END"});
+  std::string shown;
+  for (const char* piece : {"Hello", " wor", "ld\nU", "se", "r: more"}) shown += f.push(piece);
+  EXPECT_EQ(shown, "Hello world");
+  EXPECT_TRUE(f.stopped());
+  EXPECT_EQ(f.text(), "Hello world");
+
+  generate::stop_string_filter g({"END"});
+  EXPECT_EQ(g.push("abcE"), "abc");
+  EXPECT_EQ(g.push("N"), "");
+  EXPECT_EQ(g.push("x"), "ENx");
+  EXPECT_EQ(g.flush(), "");
+  EXPECT_FALSE(g.stopped());
+}
+
+std::shared_ptr<const generate::language_model> stories() {
+  static const auto model = generate::language_model::load(chorus_test::model_path("stories260K.gguf"));
+  return model;
+}
+
+TEST(Generate, GreedyReproducesTheReferenceContinuation) {
+  // golden/README: greedy decoding after "Hello" continues " was a big, red ball. ..."
+  std::ifstream in(chorus_test::golden_dir() / "logits/stories260K/p1-short.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto golden = json::parse(text.str());
+  generate::session s(stories(), {.threads = 2});
+  generate::options o;
+  o.sampling.temperature = 0.0f;
+  const auto& steps = golden["generation"]["steps"].as_array();
+  o.max_tokens = static_cast<std::int32_t>(steps.size());
+  std::string streamed;
+  const auto r = s.complete(golden["prompt"].as_string(), o, [&](const generate::token_event& e) {
+    streamed += e.text;
+    return true;
+  });
+  EXPECT_EQ(r.prompt_ids.size(), golden["tokens"].size());
+  // compare up to the first step whose golden margin is too small to be decisive
+  for (std::size_t k = 0; k < steps.size() && k < r.ids.size(); ++k) {
+    if (steps[k]["margin"].as_double() < 0.5) break;
+    ASSERT_EQ(r.ids[k], steps[k]["token"].as_int()) << "step " << k;
+  }
+  EXPECT_EQ(streamed, r.text);
+  EXPECT_TRUE(r.text.starts_with(" was a big, red ball.")) << r.text;
+  EXPECT_EQ(r.reason, generate::stop_reason::max_tokens);
+  EXPECT_EQ(r.logprobs.size(), r.ids.size());
+  EXPECT_LT(r.mean_logprob(), 0.0);
+  EXPECT_GT(r.time.generated_tokens, 0u);
+}
+
+TEST(Generate, SeedsAreReproducibleAndDiffer) {
+  generate::session s(stories(), {.threads = 2});
+  generate::options o;
+  o.max_tokens = 24;
+  o.sampling.temperature = 1.0f;
+  o.sampling.seed = 7;
+  const auto a = s.complete("Once upon a time", o);
+  const auto b = s.complete("Once upon a time", o);  // reuses the cached prompt
+  EXPECT_EQ(a.ids, b.ids);
+  EXPECT_EQ(a.text, b.text);
+  EXPECT_LT(b.time.prompt_tokens, a.time.prompt_tokens);
+  o.sampling.seed = 8;
+  const auto c = s.complete("Once upon a time", o);
+  EXPECT_NE(a.ids, c.ids);
+}
+
+TEST(Generate, StopStringsCallbacksAndCancellation) {
+  generate::session s(stories(), {.threads = 2});
+  generate::options o;
+  o.sampling.temperature = 0.0f;
+  o.max_tokens = 64;
+  o.stop = {"red"};
+  const auto r = s.complete("Hello", o);
+  EXPECT_EQ(r.reason, generate::stop_reason::stop_string);
+  EXPECT_EQ(r.text, " was a big, ");
+
+  o.stop.clear();
+  int calls = 0;
+  const auto stopped = s.complete("Hello", o, [&](const generate::token_event&) { return ++calls < 5; });
+  EXPECT_EQ(stopped.reason, generate::stop_reason::cancelled);
+  EXPECT_EQ(stopped.ids.size(), 5u);
+
+  std::stop_source source;
+  source.request_stop();
+  const auto cancelled = s.complete("Hello", o, nullptr, source.get_token());
+  EXPECT_EQ(cancelled.reason, generate::stop_reason::cancelled);
+  EXPECT_TRUE(cancelled.ids.empty());
+}
+
+TEST(Generate, ContextFullAndBadArguments) {
+  generate::session s(stories(), {.n_ctx = 16, .threads = 1});
+  generate::options o;
+  o.max_tokens = 100;
+  o.sampling.temperature = 0.0f;
+  const auto r = s.complete("Hello", o);
+  EXPECT_EQ(r.reason, generate::stop_reason::context_full);
+  EXPECT_LE(r.prompt_ids.size() + r.ids.size(), 17u);
+  EXPECT_THROW(s.complete(std::string(200, 'a'), o), chorus::error);
+  o.max_tokens = -1;
+  EXPECT_THROW(s.complete("Hello", o), chorus::error);
+}
+
+}  // namespace
