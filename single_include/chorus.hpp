@@ -5203,4 +5203,1023 @@ class session {
 
 }  // namespace chorus::inline CHORUS_ABI::generate
 // ---- end chorus/generate/session.hpp ----
+
+// fusion/
+// ---- begin chorus/fusion/request.hpp ----
+// chorus — what a fusion member is asked and what it answers.
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+struct request {
+  std::string prompt;
+  std::string system;          // optional instructions prepended by members that support them
+  std::int32_t max_tokens = 128;
+};
+
+enum class member_status { ok, failed, timed_out, cancelled };
+
+constexpr std::string_view to_string(member_status s) noexcept {
+  switch (s) {
+    case member_status::ok: return "ok";
+    case member_status::failed: return "failed";
+    case member_status::timed_out: return "timed out";
+    case member_status::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+// One member's answer (or why there is none).
+struct candidate {
+  std::string member;
+  member_status status = member_status::ok;
+  std::string error;          // why, when not ok
+  std::string text;
+  std::size_t prompt_tokens = 0;
+  std::size_t generated_tokens = 0;
+  double mean_logprob = 0.0;  // mean log-probability of the generated tokens (confidence)
+  double latency_ms = 0.0;    // from the request's start to the answer
+  double compute_ms = 0.0;    // the member's own prompt + generation time
+  double tokens_per_second() const noexcept { return compute_ms > 0 ? 1000.0 * generated_tokens / compute_ms : 0.0; }
+};
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/request.hpp ----
+// ---- begin chorus/fusion/decision.hpp ----
+// chorus — what a judge decides, and why.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+struct decision {
+  std::string method;                  // the judge that decided: best_of, merge, debate, vote, confidence
+  std::string answer;                  // the fused answer
+  std::optional<std::size_t> chosen;   // index of the chosen candidate, when one was chosen
+  std::vector<double> scores;          // per candidate: judge score, votes or mean log-probability
+  std::vector<std::string> reasons;    // per candidate, when the judge gave one
+  std::vector<std::size_t> contributors;  // merge: candidates whose content the answer uses
+  std::string rationale;               // one line: why this answer
+  bool fell_back = false;              // the judge model's output was unusable; confidence decided
+  std::vector<std::vector<candidate>> rounds;  // debate: every round's answers
+  std::vector<std::string> judge_outputs;      // the judge model's raw outputs
+  double judge_ms = 0.0;               // time spent in the judge (model calls included)
+};
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/decision.hpp ----
+// ---- begin chorus/fusion/concepts.hpp ----
+// chorus — the fusion concepts: a member answers a request asynchronously, a judge turns the
+// candidates into one answer. Any plain struct with these members plugs in; no base class.
+
+#include <concepts>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+
+#include <boost/asio/awaitable.hpp>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+namespace asio = boost::asio;
+
+// A member: name() and answer(request) -> awaitable<candidate>. The awaiting operation's
+// cancellation slot is how the pool tells it to stop (between tokens for local models).
+template <class M>
+concept member = requires(M& m, const request& r) {
+  { m.name() } -> std::convertible_to<std::string>;
+  { m.answer(r) } -> std::same_as<asio::awaitable<candidate>>;
+};
+
+struct decision;  // judge.hpp
+
+// A judge: name() and decide(request, candidates) -> awaitable<decision>.
+template <class J>
+concept judge = requires(J& j, const request& r, std::span<const candidate> c) {
+  { j.name() } -> std::convertible_to<std::string>;
+  { j.decide(r, c) } -> std::same_as<asio::awaitable<decision>>;
+};
+
+// Holds any member behind one interface, so that a pool can mix local models, remote
+// endpoints and user types in one list. (Type erasure inside; users write plain structs.)
+class any_member {
+ public:
+  template <member M>
+  any_member(std::shared_ptr<M> m)  // NOLINT: implicit on purpose
+      : object_(m), name_(m->name()), answer_([](void* self, const request& r) { return static_cast<M*>(self)->answer(r); }) {}
+
+  const std::string& name() const noexcept { return name_; }
+  asio::awaitable<candidate> answer(const request& r) const { return answer_(object_.get(), r); }
+
+ private:
+  std::shared_ptr<void> object_;
+  std::string name_;
+  asio::awaitable<candidate> (*answer_)(void*, const request&);
+};
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/concepts.hpp ----
+// ---- begin chorus/fusion/policy.hpp ----
+// chorus — when a fusion stops waiting for its members.
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+struct policy {
+  std::size_t quorum = 0;       // stop once this many answered successfully (0: wait for all)
+  std::optional<std::chrono::milliseconds> deadline;  // stop waiting then; late members time out
+  std::size_t minimum = 1;      // fewer successful answers than this fail the request
+
+  static policy all() { return {}; }
+  static policy first(std::size_t k) { return {.quorum = k, .deadline = std::nullopt, .minimum = k}; }
+  static policy within(std::chrono::milliseconds d) { return {.quorum = 0, .deadline = d, .minimum = 1}; }
+};
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/policy.hpp ----
+// ---- begin chorus/fusion/gather.hpp ----
+// chorus — fan-out: every member answers concurrently; the policy says when to stop waiting;
+// members no longer needed are cancelled through their Asio cancellation slots. A member that
+// throws, times out or is cancelled leaves a degraded panel, recorded in its candidate.
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <span>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+using clock = std::chrono::steady_clock;
+
+inline double elapsed_ms(clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(clock::now() - since).count();
+}
+
+// Asks every member (member i gets requests[i], or requests[0] when only one is given) and
+// returns one candidate per member, in member order. Run on a single-threaded executor (an
+// io_context run by one thread, or a strand): the bookkeeping is not locked.
+inline asio::awaitable<std::vector<candidate>> gather(std::span<const any_member> members,
+                                                      std::span<const request> requests, policy rule) {
+  if (members.empty()) fail(errc::invalid_argument, "fusion: no members");
+  if (requests.empty() || (requests.size() != 1 && requests.size() != members.size())) {
+    fail(errc::invalid_argument, "fusion: give one request, or one per member");
+  }
+  const auto ex = co_await asio::this_coro::executor;
+  struct state {
+    explicit state(asio::any_io_executor ex, std::size_t n) : wake(ex), signals(n), results(n), done(n, false) {}
+    asio::steady_timer wake;
+    std::vector<asio::cancellation_signal> signals;
+    std::vector<candidate> results;
+    std::vector<bool> done;
+    std::size_t finished = 0;
+    std::size_t succeeded = 0;
+  };
+  const std::size_t n = members.size();
+  auto st = std::make_shared<state>(ex, n);
+  const auto start = clock::now();
+  for (std::size_t i = 0; i < n; ++i) {
+    st->results[i].member = members[i].name();
+    const request& r = requests.size() == 1 ? requests[0] : requests[i];
+    asio::co_spawn(ex, members[i].answer(r),
+                   asio::bind_cancellation_slot(st->signals[i].slot(), [st, i, start](std::exception_ptr e, candidate c) {
+                     candidate& slot = st->results[i];
+                     const member_status preset = slot.status;  // timed_out / cancelled set by the pool
+                     const std::string preset_error = slot.error;
+                     if (e) {
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         slot.error = ex.what();
+                       } catch (...) {
+                         slot.error = "unknown exception";
+                       }
+                       slot.status = preset == member_status::ok ? member_status::failed : preset;
+                     } else {
+                       const std::string name = slot.member;
+                       slot = std::move(c);
+                       slot.member = name;
+                       if (preset != member_status::ok) {
+                         slot.status = preset;
+                         slot.error = preset_error;
+                       }
+                     }
+                     slot.latency_ms = elapsed_ms(start);
+                     if (slot.status == member_status::ok) ++st->succeeded;
+                     st->done[i] = true;
+                     ++st->finished;
+                     st->wake.cancel();
+                   }));
+  }
+  const auto deadline = rule.deadline ? start + *rule.deadline : clock::time_point::max();
+  auto wait = [&](clock::time_point until) -> asio::awaitable<void> {
+    boost::system::error_code ec;
+    st->wake.expires_at(until);
+    co_await st->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  };
+  const std::size_t quorum = rule.quorum == 0 ? n : rule.quorum;
+  while (st->finished < n && st->succeeded < quorum && clock::now() < deadline) co_await wait(deadline);
+
+  // Stop whoever is still working: they see it between tokens and return what they have.
+  const bool timed_out = st->finished < n && clock::now() >= deadline;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (st->done[i]) continue;
+    st->results[i].status = timed_out ? member_status::timed_out : member_status::cancelled;
+    st->results[i].error = timed_out ? "the deadline passed" : "not needed: the quorum was reached";
+    st->signals[i].emit(asio::cancellation_type::terminal);
+  }
+  while (st->finished < n) co_await wait(clock::time_point::max());
+
+  if (st->succeeded < rule.minimum) {
+    std::string why;
+    for (const auto& c : st->results) {
+      if (c.status != member_status::ok) why += "; " + c.member + ": " + std::string(to_string(c.status)) + " (" + c.error + ")";
+    }
+    fail(errc::not_enough_answers, "fusion: ", st->succeeded, " of ", n, " members answered, the policy needs ",
+         rule.minimum, why);
+  }
+  co_return std::move(st->results);
+}
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/gather.hpp ----
+// ---- begin chorus/fusion/local_member.hpp ----
+// chorus — a fusion member backed by a model on this machine. Its generation runs on the
+// compute threads, never on the I/O thread; cancellation from the pool stops it between
+// tokens. Members built from one loaded model share its weights (one copy in memory).
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <memory>
+#include <stop_token>
+#include <string>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+// The threads local members compute on: `runners` threads that drive sessions (one per
+// concurrently generating member) sharing one pool of `math_threads` for the matrix work,
+// so that N members on a 2-core machine do not start 2N spinning workers.
+class compute {
+ public:
+  explicit compute(std::size_t runners = 4, std::size_t math_threads = 0) : runners_(runners), math_(math_threads) {}
+  ~compute() { runners_.join(); }
+  asio::thread_pool::executor_type executor() noexcept { return runners_.get_executor(); }
+  thread_pool& math() noexcept { return math_; }
+
+ private:
+  asio::thread_pool runners_;
+  thread_pool math_;
+};
+
+// Runs fn() on `where` and completes on the awaiting coroutine's executor. It installs no
+// cancellation handler, so the caller's own handler (a stop_source) stays in charge.
+template <class Fn>
+auto run_on(asio::any_io_executor where, Fn fn) {
+  using value = decltype(fn());
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, value)>(
+      [where](auto handler, Fn work) {
+        auto home = asio::get_associated_executor(handler);
+        asio::post(where, [handler = std::move(handler), work = std::move(work), home]() mutable {
+          std::exception_ptr error;
+          value result{};
+          try {
+            result = work();
+          } catch (...) {
+            error = std::current_exception();
+          }
+          asio::dispatch(home, [handler = std::move(handler), error, result = std::move(result)]() mutable {
+            std::move(handler)(error, std::move(result));
+          });
+        });
+      },
+      asio::use_awaitable, std::move(fn));
+}
+
+struct local_member_options {
+  std::string name;                 // shown in the report; default: file name + seed
+  generate::options generation;     // sampling (seed, temperature, ...), stop strings
+  std::string system_prompt;        // prepended to every prompt (plain-text models)
+  std::uint32_t n_ctx = 1024;
+};
+
+class local_member {
+ public:
+  local_member(std::shared_ptr<const generate::language_model> model, local_member_options options, compute& where)
+      : model_(std::move(model)), options_(std::move(options)), compute_(&where) {
+    options_.generation.sampling.validate();
+    if (options_.name.empty()) {
+      options_.name = model_->path().stem().string() + "#seed" + std::to_string(options_.generation.sampling.seed);
+    }
+  }
+
+  std::string name() const { return options_.name; }
+  const generate::language_model& model() const noexcept { return *model_; }
+
+  asio::awaitable<candidate> answer(const request& r) {
+    auto stop = std::make_shared<std::stop_source>();
+    auto state = co_await asio::this_coro::cancellation_state;
+    if (state.slot().is_connected()) {
+      state.slot().assign([stop](asio::cancellation_type) { stop->request_stop(); });
+    }
+    generate::options opts = options_.generation;
+    if (r.max_tokens > 0) opts.max_tokens = r.max_tokens;
+    std::string prompt;
+    if (!options_.system_prompt.empty()) prompt = options_.system_prompt + "\n\n";
+    if (!r.system.empty()) prompt += r.system + "\n\n";
+    prompt += r.prompt;
+    auto model = model_;
+    auto& math = compute_->math();
+    const std::uint32_t n_ctx = options_.n_ctx;
+    const std::string name = options_.name;
+    // Named, not a temporary inside the co_await expression: GCC 12 destroys such temporaries twice.
+    auto work = [model, &math, n_ctx, opts, prompt, stop, name]() {
+      generate::session session(model, {.n_ctx = n_ctx, .pool = &math});
+      const auto result = session.complete(prompt, opts, nullptr, stop->get_token());
+      candidate c;
+      c.member = name;
+      c.text = result.text;
+      c.prompt_tokens = result.prompt_ids.size();
+      c.generated_tokens = result.ids.size();
+      c.mean_logprob = result.mean_logprob();
+      c.compute_ms = result.time.prompt_ms + result.time.generation_ms;
+      c.status = result.reason == generate::stop_reason::cancelled ? member_status::cancelled : member_status::ok;
+      if (c.status == member_status::cancelled) c.error = "cancelled";
+      return c;
+    };
+    candidate answer = co_await run_on(compute_->executor(), std::move(work));
+    co_return answer;
+  }
+
+ private:
+  std::shared_ptr<const generate::language_model> model_;
+  local_member_options options_;
+  compute* compute_;
+};
+
+static_assert(member<local_member>);
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/local_member.hpp ----
+// ---- begin chorus/fusion/report.hpp ----
+// chorus — the record of one fusion: each member's answer and timings, the judge's decision
+// and reasons, the wall time and what orchestration added to it; also as JSON.
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+struct report {
+  std::string mode;
+  request asked;
+  std::vector<candidate> members;
+  decision verdict;
+  double wall_ms = 0.0;
+  double overhead_ms = 0.0;  // wall time minus the critical path (slowest member + judge)
+
+  std::size_t answered() const {
+    return static_cast<std::size_t>(std::count_if(members.begin(), members.end(), [](const candidate& c) {
+      return c.status == member_status::ok;
+    }));
+  }
+
+  json::value to_json() const {
+    auto candidate_json = [](const candidate& c) {
+      json::value m;
+      m.set("name", c.member);
+      m.set("status", std::string(to_string(c.status)));
+      if (!c.error.empty()) m.set("error", c.error);
+      m.set("latency_ms", c.latency_ms);
+      m.set("compute_ms", c.compute_ms);
+      m.set("prompt_tokens", static_cast<std::int64_t>(c.prompt_tokens));
+      m.set("generated_tokens", static_cast<std::int64_t>(c.generated_tokens));
+      m.set("tokens_per_second", c.tokens_per_second());
+      m.set("mean_logprob", c.mean_logprob);
+      m.set("text", c.text);
+      return m;
+    };
+    json::value out;
+    out.set("mode", mode);
+    out.set("prompt", asked.prompt);
+    json::array members_json;
+    for (const auto& c : members) members_json.push_back(candidate_json(c));
+    out.set("members", std::move(members_json));
+    json::value v;
+    v.set("method", verdict.method);
+    v.set("answer", verdict.answer);
+    if (verdict.chosen) v.set("chosen", members.at(*verdict.chosen).member);
+    else v.set("chosen", nullptr);
+    json::array scores, reasons, contributors, outputs, rounds;
+    for (double s : verdict.scores) scores.emplace_back(s);
+    for (const auto& r : verdict.reasons) reasons.emplace_back(r);
+    for (auto i : verdict.contributors) contributors.emplace_back(members.at(i).member);
+    for (const auto& o : verdict.judge_outputs) outputs.emplace_back(o);
+    for (const auto& round : verdict.rounds) {
+      json::array answers;
+      for (const auto& c : round) answers.push_back(candidate_json(c));
+      rounds.emplace_back(std::move(answers));
+    }
+    v.set("scores", std::move(scores));
+    v.set("reasons", std::move(reasons));
+    v.set("contributors", std::move(contributors));
+    v.set("rationale", verdict.rationale);
+    v.set("fell_back", verdict.fell_back);
+    v.set("judge_outputs", std::move(outputs));
+    v.set("rounds", std::move(rounds));
+    v.set("judge_ms", verdict.judge_ms);
+    out.set("decision", std::move(v));
+    out.set("wall_ms", wall_ms);
+    out.set("overhead_ms", overhead_ms);
+    return out;
+  }
+};
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/report.hpp ----
+// ---- begin chorus/fusion/fuse.hpp ----
+// chorus — one fusion request: the members answer concurrently under a policy, then the judge
+// decides; the report says who answered, how long everything took and why the answer won.
+
+#include <algorithm>
+#include <boost/asio/awaitable.hpp>
+#include <span>
+#include <string>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+template <judge J>
+asio::awaitable<report> fuse(std::span<const any_member> members, J& judge, const request& r, policy rule = {}) {
+  const auto start = clock::now();
+  report out;
+  out.mode = judge.name();
+  out.asked = r;
+  out.members = co_await gather(members, std::span(&r, 1), rule);
+  out.verdict = co_await judge.decide(r, out.members);
+  out.wall_ms = elapsed_ms(start);
+  double slowest = 0.0;
+  for (const auto& c : out.members) slowest = std::max(slowest, c.latency_ms);
+  out.overhead_ms = std::max(0.0, out.wall_ms - slowest - out.verdict.judge_ms);
+  co_return out;
+}
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/fuse.hpp ----
+// ---- begin chorus/fusion/judges/prompts.hpp ----
+// chorus — every prompt a judge or a debate round sends to a model, in one place.
+
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::fusion::prompts {
+
+inline std::string label(std::size_t i) { return std::string(1, static_cast<char>('A' + i % 26)) + (i >= 26 ? std::to_string(i / 26) : ""); }
+
+// The candidates, anonymised as A, B, ... in the given order.
+inline std::string candidate_list(std::span<const candidate> candidates, std::span<const std::size_t> order) {
+  std::string out;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    out += "Candidate " + label(k) + ":\n" + candidates[order[k]].text + "\n\n";
+  }
+  return out;
+}
+
+inline std::string best_of(const request& r, std::span<const candidate> candidates, std::span<const std::size_t> order) {
+  std::string labels;
+  for (std::size_t k = 0; k < order.size(); ++k) labels += (k ? ", " : "") + label(k);
+  return "You are judging answers to a question.\n\nQuestion:\n" + r.prompt + "\n\n" + candidate_list(candidates, order) +
+         "Score each candidate (" + labels + ") from 1 (poor) to 10 (excellent) for correctness and helpfulness.\n"
+         "Reply with exactly one line per candidate, in this form:\n"
+         "A: 7 - one-line reason\n";
+}
+
+inline std::string merge(const request& r, std::span<const candidate> candidates, std::span<const std::size_t> order) {
+  return "Several assistants answered the same question.\n\nQuestion:\n" + r.prompt + "\n\n" +
+         candidate_list(candidates, order) +
+         "Write one answer that combines their correct and complementary points, drops what is wrong, and does not "
+         "mention the candidates.\n\nAnswer:\n";
+}
+
+inline std::string debate_round(const request& r, const candidate& own, std::span<const candidate> others) {
+  std::string out = "Question:\n" + r.prompt + "\n\nYour previous answer:\n" + own.text + "\n\nOther answers:\n";
+  for (std::size_t i = 0; i < others.size(); ++i) out += "- " + others[i].text + "\n";
+  return out + "\nConsider the other answers. Point out any mistake, then give your revised answer.\n\nRevised answer:\n";
+}
+
+}  // namespace chorus::inline CHORUS_ABI::fusion::prompts
+// ---- end chorus/fusion/judges/prompts.hpp ----
+// ---- begin chorus/fusion/judges/parse.hpp ----
+// chorus — reading a judge model's output robustly: scores per candidate label, tolerant of
+// extra text, markdown and "Candidate A" prefixes; anything unusable yields nothing.
+
+#include <cctype>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::fusion::parse {
+
+struct score_line {
+  double score = 0.0;
+  std::string reason;
+};
+
+// Scores for labels A.. (n of them) from lines like "A: 7 - reason", "Candidate B = 8/10",
+// "**C**: 6". Returns nothing unless every label got a score in [1, 10].
+inline std::optional<std::vector<score_line>> scores(std::string_view text, std::size_t n) {
+  std::vector<std::optional<score_line>> found(n);
+  std::size_t line_start = 0;
+  while (line_start <= text.size()) {
+    std::size_t line_end = text.find('\n', line_start);
+    if (line_end == std::string_view::npos) line_end = text.size();
+    std::string_view line = text.substr(line_start, line_end - line_start);
+    line_start = line_end + 1;
+    // skip decoration and an optional "Candidate" word
+    std::size_t i = 0;
+    auto skip = [&](auto pred) {
+      while (i < line.size() && pred(static_cast<unsigned char>(line[i]))) ++i;
+    };
+    skip([](unsigned char c) { return std::isspace(c) || c == '*' || c == '-' || c == '#' || c == '['; });
+    if (line.substr(i, 9) == "Candidate" || line.substr(i, 9) == "candidate") i += 9;
+    skip([](unsigned char c) { return std::isspace(c) || c == '*'; });
+    if (i >= line.size() || line[i] < 'A' || line[i] >= 'A' + static_cast<char>(std::min<std::size_t>(n, 26))) continue;
+    const std::size_t index = static_cast<std::size_t>(line[i] - 'A');
+    ++i;
+    if (i < line.size() && std::isalnum(static_cast<unsigned char>(line[i]))) continue;  // a word, not a label
+    skip([](unsigned char c) { return std::isspace(c) || c == '*' || c == ']' || c == ':' || c == '=' || c == ')'; });
+    std::size_t digits = i;
+    while (digits < line.size() && std::isdigit(static_cast<unsigned char>(line[digits]))) ++digits;
+    if (digits == i || digits - i > 2) continue;
+    const int value = std::stoi(std::string(line.substr(i, digits - i)));
+    if (value < 1 || value > 10) continue;
+    i = digits;
+    if (line.substr(i, 3) == "/10") i += 3;
+    skip([](unsigned char c) { return std::isspace(c) || c == '-' || c == ':' || c == '.' || c == ','; });
+    if (!found[index]) found[index] = score_line{static_cast<double>(value), std::string(line.substr(i))};
+    if (line_end == text.size()) break;
+  }
+  std::vector<score_line> out;
+  for (auto& f : found) {
+    if (!f) return std::nullopt;
+    out.push_back(std::move(*f));
+  }
+  return out;
+}
+
+// A merged answer is usable when it has some words and does not just echo the labels.
+inline bool usable_answer(std::string_view text) {
+  std::size_t letters = 0;
+  for (const char c : text) letters += std::isalpha(static_cast<unsigned char>(c)) ? 1 : 0;
+  return letters >= 3;
+}
+
+}  // namespace chorus::inline CHORUS_ABI::fusion::parse
+// ---- end chorus/fusion/judges/parse.hpp ----
+// ---- begin chorus/fusion/judges/confidence.hpp ----
+// chorus — the confidence judge: the candidate whose own tokens were most probable (highest
+// mean log-probability) wins. No judge model; also the fallback of the model judges.
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdio>
+#include <span>
+#include <string>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+struct confidence_judge {
+  std::string name() const { return "confidence"; }
+
+  // The synchronous core, shared with the judges that fall back to it.
+  static decision pick(std::span<const candidate> candidates) {
+    decision d;
+    d.method = "confidence";
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      d.scores.push_back(candidates[i].mean_logprob);
+      if (candidates[i].status != member_status::ok) continue;
+      if (!d.chosen || candidates[i].mean_logprob > candidates[*d.chosen].mean_logprob) d.chosen = i;
+    }
+    if (d.chosen) {
+      d.answer = candidates[*d.chosen].text;
+      char line[160];
+      std::snprintf(line, sizeof line, "highest mean token log-probability (%.3f)", candidates[*d.chosen].mean_logprob);
+      d.rationale = line;
+    }
+    return d;
+  }
+
+  boost::asio::awaitable<decision> decide(const request&, std::span<const candidate> candidates) const {
+    co_return pick(candidates);
+  }
+};
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/judges/confidence.hpp ----
+// ---- begin chorus/fusion/judges/vote.hpp ----
+// chorus — the vote judge (self-consistency): extract each candidate's final answer, take the
+// majority; ties go to the most confident group. No judge model.
+
+#include <algorithm>
+#include <boost/asio/awaitable.hpp>
+#include <cctype>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+namespace extract {
+
+// The last number in the text ("-3", "42", "3.50" -> "3.5"), or nothing.
+inline std::optional<std::string> number(std::string_view text) {
+  std::optional<std::string> last;
+  for (std::size_t i = 0; i < text.size();) {
+    const bool minus = text[i] == '-' && i + 1 < text.size() && std::isdigit(static_cast<unsigned char>(text[i + 1]));
+    if (!minus && !std::isdigit(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      continue;
+    }
+    std::string n;
+    if (minus) n += text[i++];
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == ',' || text[i] == '.')) {
+      if (text[i] != ',') n += text[i];
+      ++i;
+    }
+    while (!n.empty() && n.back() == '.') n.pop_back();
+    if (n.find('.') != std::string::npos) {
+      while (n.back() == '0') n.pop_back();
+      if (n.back() == '.') n.pop_back();
+    }
+    last = n;
+  }
+  return last;
+}
+
+// The multiple-choice letter (A-E) the text settles on: after "answer is", else the last
+// standalone capital letter A-E.
+inline std::optional<std::string> letter(std::string_view text) {
+  auto standalone = [&](std::size_t i) {
+    const bool left = i == 0 || !std::isalnum(static_cast<unsigned char>(text[i - 1]));
+    const bool right = i + 1 >= text.size() || !std::isalnum(static_cast<unsigned char>(text[i + 1]));
+    return left && right && text[i] >= 'A' && text[i] <= 'E';
+  };
+  if (const auto at = text.rfind("answer is"); at != std::string_view::npos) {
+    for (std::size_t i = at + 9; i < text.size(); ++i) {
+      if (standalone(i)) return std::string(1, text[i]);
+    }
+  }
+  for (std::size_t i = text.size(); i-- > 0;) {
+    if (standalone(i)) return std::string(1, text[i]);
+  }
+  return std::nullopt;
+}
+
+// The whole text, lower-cased, whitespace collapsed, surrounding punctuation removed.
+inline std::optional<std::string> normalised_text(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!out.empty() && out.back() != ' ') out += ' ';
+    } else {
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  while (!out.empty() && (std::ispunct(static_cast<unsigned char>(out.back())) || out.back() == ' ')) out.pop_back();
+  std::size_t start = 0;
+  while (start < out.size() && std::ispunct(static_cast<unsigned char>(out[start]))) ++start;
+  out.erase(0, start);
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
+}  // namespace extract
+
+// Extractor: any callable std::optional<std::string>(std::string_view).
+template <class Extractor = std::optional<std::string> (*)(std::string_view)>
+struct vote_judge {
+  Extractor extractor = &extract::normalised_text;
+
+  std::string name() const { return "vote"; }
+
+  decision pick(std::span<const candidate> candidates) const {
+    decision d;
+    d.method = "vote";
+    struct group {
+      std::size_t votes = 0;
+      double confidence = -1e300;  // best mean log-probability in the group
+      std::size_t best = 0;
+    };
+    std::map<std::string, group> groups;
+    std::vector<std::optional<std::string>> answers(candidates.size());
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      if (candidates[i].status != member_status::ok) continue;
+      answers[i] = extractor(candidates[i].text);
+      if (!answers[i]) continue;
+      auto& g = groups[*answers[i]];
+      ++g.votes;
+      if (candidates[i].mean_logprob > g.confidence) {
+        g.confidence = candidates[i].mean_logprob;
+        g.best = i;
+      }
+    }
+    d.scores.assign(candidates.size(), 0.0);
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      d.reasons.push_back(answers[i] ? "answer: " + *answers[i] : "no answer extracted");
+      if (answers[i]) d.scores[i] = static_cast<double>(groups[*answers[i]].votes);
+    }
+    const std::pair<const std::string, group>* winner = nullptr;
+    for (const auto& entry : groups) {
+      if (!winner || entry.second.votes > winner->second.votes ||
+          (entry.second.votes == winner->second.votes && entry.second.confidence > winner->second.confidence)) {
+        winner = &entry;
+      }
+    }
+    if (winner) {
+      d.chosen = winner->second.best;
+      d.answer = candidates[*d.chosen].text;
+      std::size_t voters = 0;
+      for (const auto& a : answers) voters += a.has_value();
+      d.rationale = std::to_string(winner->second.votes) + " of " + std::to_string(voters) + " answers agree on '" +
+                    winner->first + "'";
+    } else {
+      d.rationale = "no candidate had an extractable answer";
+    }
+    return d;
+  }
+
+  boost::asio::awaitable<decision> decide(const request&, std::span<const candidate> candidates) const {
+    co_return pick(candidates);
+  }
+};
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/judges/vote.hpp ----
+// ---- begin chorus/fusion/judges/best_of.hpp ----
+// chorus — the best-of judge: a judge model scores every (anonymised) candidate from 1 to 10,
+// twice with the presentation order reversed to cancel position bias; the best mean score
+// wins, ties going to the more confident member. Malformed judge output is retried once, then
+// the confidence judge decides (reported as a fallback).
+
+#include <algorithm>
+#include <boost/asio/awaitable.hpp>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+struct best_of_judge {
+  any_member model;           // the judge model: the prompt goes in, its text comes out
+  std::uint64_t seed = 0;     // shuffles the presentation order per call
+  std::int32_t max_tokens = 96;
+
+  std::string name() const { return "best_of"; }
+
+  asio::awaitable<decision> decide(const request& r, std::span<const candidate> candidates) {
+    const auto start = clock::now();
+    std::vector<std::size_t> ok;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      if (candidates[i].status == member_status::ok) ok.push_back(i);
+    }
+    decision d;
+    if (ok.size() < 2) {  // nothing to compare
+      d = confidence_judge::pick(candidates);
+      d.method = "best_of";
+      d.rationale = "only one answer: " + d.rationale;
+      d.judge_ms = elapsed_ms(start);
+      co_return d;
+    }
+    std::mt19937_64 rng(seed ^ std::hash<std::string>{}(r.prompt));
+    ++seed;
+    std::shuffle(ok.begin(), ok.end(), rng);
+    std::vector<double> total(candidates.size(), 0.0);
+    std::vector<std::string> reasons(candidates.size());
+    for (int pass = 0; pass < 2; ++pass) {
+      std::vector<std::size_t> order = ok;
+      if (pass == 1) std::reverse(order.begin(), order.end());
+      std::optional<std::vector<parse::score_line>> parsed;
+      for (int attempt = 0; attempt < 2 && !parsed; ++attempt) {
+        const request ask{prompts::best_of(r, candidates, order), "", max_tokens};
+        const candidate reply = co_await model.answer(ask);
+        d.judge_outputs.push_back(reply.text);
+        if (reply.status == member_status::ok) parsed = parse::scores(reply.text, order.size());
+      }
+      if (!parsed) {
+        decision fallback = confidence_judge::pick(candidates);
+        fallback.method = "best_of";
+        fallback.fell_back = true;
+        fallback.rationale = "the judge's output had no usable scores (after one retry); fell back to confidence: " +
+                             fallback.rationale;
+        fallback.judge_outputs = std::move(d.judge_outputs);
+        fallback.judge_ms = elapsed_ms(start);
+        co_return fallback;
+      }
+      for (std::size_t k = 0; k < order.size(); ++k) {
+        total[order[k]] += (*parsed)[k].score;
+        if (reasons[order[k]].empty()) reasons[order[k]] = (*parsed)[k].reason;
+      }
+    }
+    d.method = "best_of";
+    d.scores.assign(candidates.size(), 0.0);
+    for (const auto i : ok) d.scores[i] = total[i] / 2.0;
+    d.reasons = std::move(reasons);
+    for (const auto i : ok) {
+      if (!d.chosen || d.scores[i] > d.scores[*d.chosen] ||
+          (d.scores[i] == d.scores[*d.chosen] && candidates[i].mean_logprob > candidates[*d.chosen].mean_logprob)) {
+        d.chosen = i;
+      }
+    }
+    d.answer = candidates[*d.chosen].text;
+    char line[200];
+    std::snprintf(line, sizeof line, "highest judge score %.1f/10 (mean of two passes in opposite orders)", d.scores[*d.chosen]);
+    d.rationale = line;
+    d.judge_ms = elapsed_ms(start);
+    co_return d;
+  }
+};
+
+static_assert(judge<best_of_judge>);
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/judges/best_of.hpp ----
+// ---- begin chorus/fusion/judges/merge.hpp ----
+// chorus — the merge judge: a judge model writes one answer from the anonymised candidates;
+// the report lists the candidates whose content words the answer uses.
+
+#include <boost/asio/awaitable.hpp>
+#include <cctype>
+#include <numeric>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+namespace detail {
+// Lower-cased words of at least four letters: the "content" a merged answer can take over.
+inline std::set<std::string> content_words(std::string_view text) {
+  std::set<std::string> words;
+  std::string word;
+  for (std::size_t i = 0; i <= text.size(); ++i) {
+    const char c = i < text.size() ? text[i] : ' ';
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else {
+      if (word.size() >= 4) words.insert(word);
+      word.clear();
+    }
+  }
+  return words;
+}
+}  // namespace detail
+
+struct merge_judge {
+  any_member model;
+  std::int32_t max_tokens = 160;
+  double contribution_threshold = 0.3;  // share of a candidate's content words found in the answer
+
+  std::string name() const { return "merge"; }
+
+  asio::awaitable<decision> decide(const request& r, std::span<const candidate> candidates) {
+    const auto start = clock::now();
+    std::vector<std::size_t> order;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      if (candidates[i].status == member_status::ok) order.push_back(i);
+    }
+    decision d;
+    d.method = "merge";
+    std::optional<std::string> merged;
+    for (int attempt = 0; attempt < 2 && !merged && !order.empty(); ++attempt) {
+      const request ask{prompts::merge(r, candidates, order), "", max_tokens};
+      const candidate reply = co_await model.answer(ask);
+      d.judge_outputs.push_back(reply.text);
+      if (reply.status == member_status::ok && parse::usable_answer(reply.text)) merged = reply.text;
+    }
+    if (!merged) {
+      decision fallback = confidence_judge::pick(candidates);
+      fallback.method = "merge";
+      fallback.fell_back = true;
+      fallback.rationale = "the judge wrote no usable answer (after one retry); fell back to confidence: " + fallback.rationale;
+      fallback.judge_outputs = std::move(d.judge_outputs);
+      fallback.judge_ms = elapsed_ms(start);
+      co_return fallback;
+    }
+    d.answer = *merged;
+    const auto answer_words = detail::content_words(*merged);
+    d.scores.assign(candidates.size(), 0.0);
+    for (const auto i : order) {
+      const auto words = detail::content_words(candidates[i].text);
+      std::size_t shared = 0;
+      for (const auto& w : words) shared += answer_words.count(w);
+      d.scores[i] = words.empty() ? 0.0 : static_cast<double>(shared) / static_cast<double>(words.size());
+      if (d.scores[i] >= contribution_threshold) d.contributors.push_back(i);
+    }
+    d.rationale = "merged by the judge model; " + std::to_string(d.contributors.size()) + " of " +
+                  std::to_string(order.size()) + " candidates contributed";
+    d.judge_ms = elapsed_ms(start);
+    co_return d;
+  }
+};
+
+static_assert(judge<merge_judge>);
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/judges/merge.hpp ----
+// ---- begin chorus/fusion/judges/debate.hpp ----
+// chorus — debate: for R rounds every member sees the others' latest answers and revises its
+// own; then a final judge (best-of or merge) decides. The decision keeps every round.
+
+#include <boost/asio/awaitable.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+template <judge Final>
+struct debate_judge {
+  std::vector<any_member> members;  // the same members that gave the first answers
+  Final final_judge;
+  int rounds = 2;
+
+  std::string name() const { return "debate"; }
+
+  asio::awaitable<decision> decide(const request& r, std::span<const candidate> first) {
+    const auto start = clock::now();
+    std::vector<std::vector<candidate>> history;
+    history.emplace_back(first.begin(), first.end());
+    for (int round = 0; round < rounds; ++round) {
+      const auto& previous = history.back();
+      std::vector<candidate> answered;
+      for (const auto& c : previous) {
+        if (c.status == member_status::ok) answered.push_back(c);
+      }
+      if (answered.size() < 2) break;  // nobody to debate with
+      std::vector<request> asks;
+      for (std::size_t i = 0; i < members.size(); ++i) {
+        std::vector<candidate> others;
+        for (std::size_t j = 0; j < previous.size(); ++j) {
+          if (j != i && previous[j].status == member_status::ok) others.push_back(previous[j]);
+        }
+        asks.push_back({prompts::debate_round(r, previous[i], others), r.system, r.max_tokens});
+      }
+      auto next = co_await gather(members, asks, policy::all());
+      history.push_back(std::move(next));
+    }
+    decision d = co_await final_judge.decide(r, history.back());
+    d.method = "debate+" + final_judge.name();
+    d.rationale = std::to_string(history.size() - 1) + " debate round(s), then " + d.rationale;
+    d.rounds = std::move(history);
+    d.judge_ms = elapsed_ms(start);
+    co_return d;
+  }
+};
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
+// ---- end chorus/fusion/judges/debate.hpp ----
 // ---- end chorus/chorus.hpp ----

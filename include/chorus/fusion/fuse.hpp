@@ -1,0 +1,33 @@
+// chorus — one fusion request: the members answer concurrently under a policy, then the judge
+// decides; the report says who answered, how long everything took and why the answer won.
+#pragma once
+
+#include <algorithm>
+#include <boost/asio/awaitable.hpp>
+#include <span>
+#include <string>
+
+#include "chorus/config.hpp"
+#include "chorus/fusion/concepts.hpp"
+#include "chorus/fusion/gather.hpp"
+#include "chorus/fusion/policy.hpp"
+#include "chorus/fusion/report.hpp"
+
+namespace chorus::inline CHORUS_ABI::fusion {
+
+template <judge J>
+asio::awaitable<report> fuse(std::span<const any_member> members, J& judge, const request& r, policy rule = {}) {
+  const auto start = clock::now();
+  report out;
+  out.mode = judge.name();
+  out.asked = r;
+  out.members = co_await gather(members, std::span(&r, 1), rule);
+  out.verdict = co_await judge.decide(r, out.members);
+  out.wall_ms = elapsed_ms(start);
+  double slowest = 0.0;
+  for (const auto& c : out.members) slowest = std::max(slowest, c.latency_ms);
+  out.overhead_ms = std::max(0.0, out.wall_ms - slowest - out.verdict.judge_ms);
+  co_return out;
+}
+
+}  // namespace chorus::inline CHORUS_ABI::fusion
