@@ -2693,54 +2693,86 @@ template <class Block>
 concept k_block = requires { quant::block_traits<Block>::sub_block_elements; };
 }  // namespace detail
 
+// One 32-element block already unpacked to int8 quants q (with scale d, offset m) against
+// one activation block: the integer dot, then the float scaling of the reference.
+template <class Block>
+  requires detail::small_block<Block>
+CHORUS_ALWAYS_INLINE float block_dot(const std::int8_t* q, float d, float m,
+                                     const typename quant::block_traits<Block>::activation& a) noexcept {
+  const auto sumi = static_cast<float>(dot_s8_32(q, a.qs));
+  if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) {
+    return sumi * (d * a.d.to_float()) + m * a.s.to_float();
+  } else {
+    (void)m;
+    return sumi * (d * a.d.to_float());
+  }
+}
+
+template <class Block>
+  requires detail::small_block<Block>
+CHORUS_ALWAYS_INLINE float block_offset(const Block& b) noexcept {
+  if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) {
+    return b.m.to_float();
+  } else {
+    (void)b;
+    return 0.0f;
+  }
+}
+
+template <class Block>
+  requires detail::small_block<Block>
+CHORUS_ALWAYS_INLINE const std::int8_t* unpack_quants(const Block& b, std::int8_t* scratch) noexcept {
+  if constexpr (std::is_same_v<Block, quant::block_q8_0>) {
+    return b.qs;
+  } else {
+    quant::block_traits<Block>::unpack(b, scratch);
+    return scratch;
+  }
+}
+
 template <class Block>
   requires detail::small_block<Block>
 float dot(const Block* w, const typename quant::block_traits<Block>::activation* a, std::size_t n_blocks) noexcept {
-  using traits = quant::block_traits<Block>;
   alignas(32) std::int8_t q[32];
   float sum = 0.0f;
   for (std::size_t b = 0; b < n_blocks; ++b) {
-    const std::int8_t* quants = q;
-    if constexpr (std::is_same_v<Block, quant::block_q8_0>) {
-      quants = w[b].qs;
-    } else {
-      traits::unpack(w[b], q);
-    }
-    const auto sumi = static_cast<float>(dot_s8_32(quants, a[b].qs));
-    if constexpr (traits::kind == quant::block_kind::affine) {
-      sum += sumi * (w[b].d.to_float() * a[b].d.to_float()) + w[b].m.to_float() * a[b].s.to_float();
-    } else {
-      sum += sumi * (w[b].d.to_float() * a[b].d.to_float());
-    }
+    sum += block_dot<Block>(unpack_quants(w[b], q), w[b].d.to_float(), block_offset(w[b]), a[b]);
   }
   return sum;
+}
+
+// One unpacked K-quant super-block against one Q8_K activation block.
+template <class Block>
+  requires detail::k_block<Block>
+CHORUS_ALWAYS_INLINE float block_dot(const quant::k_block::unpacked& u, const quant::block_q8_k& a) noexcept {
+  using traits = quant::block_traits<Block>;
+  constexpr int sub = traits::sub_block_elements;
+  std::int32_t sumi = 0;
+  std::int32_t summ = 0;
+  for (int chunk = 0; chunk < 8; ++chunk) {
+    if constexpr (sub == 32) {
+      sumi += u.scales[chunk] * dot_s8_32(u.q + 32 * chunk, a.qs + 32 * chunk);
+      if constexpr (traits::has_mins) summ += u.mins[chunk] * (a.bsums[2 * chunk] + a.bsums[2 * chunk + 1]);
+    } else {
+      std::int32_t low = 0, high = 0;
+      dot_s8_2x16(u.q + 32 * chunk, a.qs + 32 * chunk, low, high);
+      sumi += u.scales[2 * chunk] * low + u.scales[2 * chunk + 1] * high;
+      if constexpr (traits::has_mins) {
+        summ += u.mins[2 * chunk] * a.bsums[2 * chunk] + u.mins[2 * chunk + 1] * a.bsums[2 * chunk + 1];
+      }
+    }
+  }
+  return a.d * (u.d * static_cast<float>(sumi) - u.dmin * static_cast<float>(summ));
 }
 
 template <class Block>
   requires detail::k_block<Block>
 float dot(const Block* w, const quant::block_q8_k* a, std::size_t n_blocks) noexcept {
-  using traits = quant::block_traits<Block>;
-  constexpr int sub = traits::sub_block_elements;
   alignas(32) quant::k_block::unpacked u;
   float sum = 0.0f;
   for (std::size_t b = 0; b < n_blocks; ++b) {
-    traits::unpack(w[b], u);
-    std::int32_t sumi = 0;
-    std::int32_t summ = 0;
-    for (int chunk = 0; chunk < 8; ++chunk) {
-      if constexpr (sub == 32) {
-        sumi += u.scales[chunk] * dot_s8_32(u.q + 32 * chunk, a[b].qs + 32 * chunk);
-        if constexpr (traits::has_mins) summ += u.mins[chunk] * (a[b].bsums[2 * chunk] + a[b].bsums[2 * chunk + 1]);
-      } else {
-        std::int32_t low = 0, high = 0;
-        dot_s8_2x16(u.q + 32 * chunk, a[b].qs + 32 * chunk, low, high);
-        sumi += u.scales[2 * chunk] * low + u.scales[2 * chunk + 1] * high;
-        if constexpr (traits::has_mins) {
-          summ += u.mins[2 * chunk] * a[b].bsums[2 * chunk] + u.mins[2 * chunk + 1] * a[b].bsums[2 * chunk + 1];
-        }
-      }
-    }
-    sum += a[b].d * (u.d * static_cast<float>(sumi) - u.dmin * static_cast<float>(summ));
+    quant::block_traits<Block>::unpack(w[b], u);
+    sum += block_dot<Block>(u, a[b]);
   }
   return sum;
 }
@@ -2804,7 +2836,9 @@ constexpr std::size_t activation_bytes(std::size_t cols) noexcept {
 // chorus — matrix-vector and matrix-matrix products over row-major quantized weights. Both
 // take a row range so that the caller can split the rows of one matrix over threads.
 
+#include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 
 namespace chorus::inline CHORUS_ABI::simd {
@@ -2818,17 +2852,69 @@ void gemv(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_
   for (std::size_t r = row_begin; r < row_end; ++r) y[r] = dot(w + r * blocks_per_row, x, blocks_per_row);
 }
 
-// Y[i][r] = W[r] . X[i] for n_x activation rows: each weight row is loaded once and used for
-// every activation row while it is in cache. X rows are `x_stride` activations apart (in
-// activation elements/blocks), Y rows `y_stride` floats apart.
+// Y[i][r] = W[r] . X[i] for n_x activation rows. X rows are `x_stride` activation blocks
+// apart, Y rows `y_stride` floats apart. Quantized weights are unpacked once per tile of
+// columns and used for a group of activation rows while they sit in L1 (prompt processing
+// multiplies hundreds of rows by each weight row). Up to `tile` columns the float summation
+// order is that of dot(); longer rows sum tile by tile.
 template <class Block>
 void gemm(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
           const typename quant::block_traits<Block>::activation* x, std::size_t n_x, std::size_t x_stride, float* y,
           std::size_t y_stride) noexcept {
-  const std::size_t blocks_per_row = cols / quant::block_traits<Block>::block_elements;
-  for (std::size_t r = row_begin; r < row_end; ++r) {
-    const Block* row = w + r * blocks_per_row;
-    for (std::size_t i = 0; i < n_x; ++i) y[i * y_stride + r] = dot(row, x + i * x_stride, blocks_per_row);
+  using traits = quant::block_traits<Block>;
+  const std::size_t blocks_per_row = cols / traits::block_elements;
+  constexpr std::size_t group = 64;  // activation rows per pass over a weight tile
+  if constexpr (detail::small_block<Block> || detail::k_block<Block>) {
+    constexpr bool k = detail::k_block<Block>;
+    constexpr std::size_t tile_blocks = k ? 8 : 64;  // 2048 columns
+    struct small_tile {
+      alignas(32) std::int8_t q[64 * 32];
+      float d[64];
+      float m[64];
+    };
+    struct k_tile {
+      alignas(32) quant::k_block::unpacked u[8];
+    };
+    std::conditional_t<k, k_tile, small_tile> tile;
+    float acc[group];
+    for (std::size_t r = row_begin; r < row_end; ++r) {
+      const Block* row = w + r * blocks_per_row;
+      for (std::size_t i0 = 0; i0 < n_x; i0 += group) {
+        const std::size_t ni = std::min(group, n_x - i0);
+        std::fill(acc, acc + ni, 0.0f);
+        for (std::size_t b0 = 0; b0 < blocks_per_row; b0 += tile_blocks) {
+          const std::size_t nb = std::min(tile_blocks, blocks_per_row - b0);
+          const std::int8_t* quants[64];
+          for (std::size_t b = 0; b < nb; ++b) {
+            if constexpr (k) {
+              traits::unpack(row[b0 + b], tile.u[b]);
+            } else {
+              quants[b] = unpack_quants(row[b0 + b], tile.q + 32 * b);
+              tile.d[b] = row[b0 + b].d.to_float();
+              tile.m[b] = block_offset(row[b0 + b]);
+            }
+          }
+          for (std::size_t i = 0; i < ni; ++i) {
+            const auto* a = x + (i0 + i) * x_stride + b0;
+            float sum = 0.0f;
+            for (std::size_t b = 0; b < nb; ++b) {
+              if constexpr (k) {
+                sum += block_dot<Block>(tile.u[b], a[b]);
+              } else {
+                sum += block_dot<Block>(quants[b], tile.d[b], tile.m[b], a[b]);
+              }
+            }
+            acc[i] += sum;
+          }
+        }
+        for (std::size_t i = 0; i < ni; ++i) y[(i0 + i) * y_stride + r] = acc[i];
+      }
+    }
+  } else {
+    for (std::size_t r = row_begin; r < row_end; ++r) {
+      const Block* row = w + r * blocks_per_row;
+      for (std::size_t i = 0; i < n_x; ++i) y[i * y_stride + r] = dot(row, x + i * x_stride, blocks_per_row);
+    }
   }
 }
 

@@ -104,7 +104,9 @@ TEST_P(GoldenLogits, PromptAndTeacherForcedGenerationMatchTheReference) {
       max_generation_error = std::max(max_generation_error, error);
       ASSERT_LE(error, tolerance) << "generation step at position " << step["pos"].as_int();
     }
-    if (step["margin"].as_double() >= argmax_margin) EXPECT_EQ(argmax(last), step["token"].as_int());
+    if (step["margin"].as_double() >= argmax_margin) {
+      EXPECT_EQ(argmax(last), step["token"].as_int());
+    }
     const auto token = static_cast<std::int32_t>(step["token"].as_int());
     const auto next = ctx.decode(std::span(&token, 1));
     last.assign(next.begin(), next.end());

@@ -24,54 +24,86 @@ template <class Block>
 concept k_block = requires { quant::block_traits<Block>::sub_block_elements; };
 }  // namespace detail
 
+// One 32-element block already unpacked to int8 quants q (with scale d, offset m) against
+// one activation block: the integer dot, then the float scaling of the reference.
+template <class Block>
+  requires detail::small_block<Block>
+CHORUS_ALWAYS_INLINE float block_dot(const std::int8_t* q, float d, float m,
+                                     const typename quant::block_traits<Block>::activation& a) noexcept {
+  const auto sumi = static_cast<float>(dot_s8_32(q, a.qs));
+  if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) {
+    return sumi * (d * a.d.to_float()) + m * a.s.to_float();
+  } else {
+    (void)m;
+    return sumi * (d * a.d.to_float());
+  }
+}
+
+template <class Block>
+  requires detail::small_block<Block>
+CHORUS_ALWAYS_INLINE float block_offset(const Block& b) noexcept {
+  if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) {
+    return b.m.to_float();
+  } else {
+    (void)b;
+    return 0.0f;
+  }
+}
+
+template <class Block>
+  requires detail::small_block<Block>
+CHORUS_ALWAYS_INLINE const std::int8_t* unpack_quants(const Block& b, std::int8_t* scratch) noexcept {
+  if constexpr (std::is_same_v<Block, quant::block_q8_0>) {
+    return b.qs;
+  } else {
+    quant::block_traits<Block>::unpack(b, scratch);
+    return scratch;
+  }
+}
+
 template <class Block>
   requires detail::small_block<Block>
 float dot(const Block* w, const typename quant::block_traits<Block>::activation* a, std::size_t n_blocks) noexcept {
-  using traits = quant::block_traits<Block>;
   alignas(32) std::int8_t q[32];
   float sum = 0.0f;
   for (std::size_t b = 0; b < n_blocks; ++b) {
-    const std::int8_t* quants = q;
-    if constexpr (std::is_same_v<Block, quant::block_q8_0>) {
-      quants = w[b].qs;
-    } else {
-      traits::unpack(w[b], q);
-    }
-    const auto sumi = static_cast<float>(dot_s8_32(quants, a[b].qs));
-    if constexpr (traits::kind == quant::block_kind::affine) {
-      sum += sumi * (w[b].d.to_float() * a[b].d.to_float()) + w[b].m.to_float() * a[b].s.to_float();
-    } else {
-      sum += sumi * (w[b].d.to_float() * a[b].d.to_float());
-    }
+    sum += block_dot<Block>(unpack_quants(w[b], q), w[b].d.to_float(), block_offset(w[b]), a[b]);
   }
   return sum;
+}
+
+// One unpacked K-quant super-block against one Q8_K activation block.
+template <class Block>
+  requires detail::k_block<Block>
+CHORUS_ALWAYS_INLINE float block_dot(const quant::k_block::unpacked& u, const quant::block_q8_k& a) noexcept {
+  using traits = quant::block_traits<Block>;
+  constexpr int sub = traits::sub_block_elements;
+  std::int32_t sumi = 0;
+  std::int32_t summ = 0;
+  for (int chunk = 0; chunk < 8; ++chunk) {
+    if constexpr (sub == 32) {
+      sumi += u.scales[chunk] * dot_s8_32(u.q + 32 * chunk, a.qs + 32 * chunk);
+      if constexpr (traits::has_mins) summ += u.mins[chunk] * (a.bsums[2 * chunk] + a.bsums[2 * chunk + 1]);
+    } else {
+      std::int32_t low = 0, high = 0;
+      dot_s8_2x16(u.q + 32 * chunk, a.qs + 32 * chunk, low, high);
+      sumi += u.scales[2 * chunk] * low + u.scales[2 * chunk + 1] * high;
+      if constexpr (traits::has_mins) {
+        summ += u.mins[2 * chunk] * a.bsums[2 * chunk] + u.mins[2 * chunk + 1] * a.bsums[2 * chunk + 1];
+      }
+    }
+  }
+  return a.d * (u.d * static_cast<float>(sumi) - u.dmin * static_cast<float>(summ));
 }
 
 template <class Block>
   requires detail::k_block<Block>
 float dot(const Block* w, const quant::block_q8_k* a, std::size_t n_blocks) noexcept {
-  using traits = quant::block_traits<Block>;
-  constexpr int sub = traits::sub_block_elements;
   alignas(32) quant::k_block::unpacked u;
   float sum = 0.0f;
   for (std::size_t b = 0; b < n_blocks; ++b) {
-    traits::unpack(w[b], u);
-    std::int32_t sumi = 0;
-    std::int32_t summ = 0;
-    for (int chunk = 0; chunk < 8; ++chunk) {
-      if constexpr (sub == 32) {
-        sumi += u.scales[chunk] * dot_s8_32(u.q + 32 * chunk, a[b].qs + 32 * chunk);
-        if constexpr (traits::has_mins) summ += u.mins[chunk] * (a[b].bsums[2 * chunk] + a[b].bsums[2 * chunk + 1]);
-      } else {
-        std::int32_t low = 0, high = 0;
-        dot_s8_2x16(u.q + 32 * chunk, a[b].qs + 32 * chunk, low, high);
-        sumi += u.scales[2 * chunk] * low + u.scales[2 * chunk + 1] * high;
-        if constexpr (traits::has_mins) {
-          summ += u.mins[2 * chunk] * a[b].bsums[2 * chunk] + u.mins[2 * chunk + 1] * a[b].bsums[2 * chunk + 1];
-        }
-      }
-    }
-    sum += a[b].d * (u.d * static_cast<float>(sumi) - u.dmin * static_cast<float>(summ));
+    quant::block_traits<Block>::unpack(w[b], u);
+    sum += block_dot<Block>(u, a[b]);
   }
   return sum;
 }
