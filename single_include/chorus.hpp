@@ -1731,7 +1731,12 @@ static_assert(block_format<block_q3_k>);
 // the reference dot are written once here over that unpacking.
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 // ---- begin chorus/quant/q8_0.hpp ----
 // chorus — Q8_0 (GGUF type 8): 32 int8 quants with one fp16 scale. Also the activation
@@ -1886,6 +1891,14 @@ inline void pack_nibbles(const std::uint8_t* q, std::uint8_t* qs) noexcept {
   for (int j = 0; j < 16; ++j) qs[j] = static_cast<std::uint8_t>((q[j] & 0x0F) | ((q[j + 16] & 0x0F) << 4));
 }
 inline void unpack_nibbles(const std::uint8_t* qs, std::int8_t* q, int offset) noexcept {
+#if defined(__AVX2__)
+  // low nibbles -> elements 0..15, high nibbles -> 16..31, minus the offset, in one vector
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  const __m256i both = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), _mm_and_si128(bytes, mask));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_sub_epi8(both, _mm256_set1_epi8(static_cast<char>(offset))));
+  return;
+#endif
   for (int j = 0; j < 16; ++j) {
     q[j] = static_cast<std::int8_t>((qs[j] & 0x0F) - offset);
     q[j + 16] = static_cast<std::int8_t>((qs[j] >> 4) - offset);
@@ -2015,6 +2028,10 @@ static_assert(block_format<block_q4_1>);
 
 #include <cstdint>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 
 namespace chorus::inline CHORUS_ABI::quant {
 
@@ -2071,13 +2088,22 @@ struct block_traits<block_q4_k> {
   // Element i: chunk c = i / 64 of 32 bytes; the low nibbles of qs[32c + l] hold elements
   // 64c + l, the high nibbles 64c + 32 + l.
   static void unpack(const block_q4_k& b, k_block::unpacked& u) noexcept {
+    k_block::unpack_scales_6bit(b.scales, u.scales, u.mins);
+    u.d = b.d.to_float();
+    u.dmin = b.dmin.to_float();
+#if defined(__AVX2__)
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 64 * c), _mm256_and_si256(bytes, mask));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 64 * c + 32), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
+    }
+    return;
+#endif
     for (int i = 0; i < 256; ++i) {
       const int c = i / 64, l = i % 32, half = (i % 64) / 32;
       u.q[i] = static_cast<std::int8_t>((b.qs[32 * c + l] >> (4 * half)) & 0x0F);
     }
-    k_block::unpack_scales_6bit(b.scales, u.scales, u.mins);
-    u.d = b.d.to_float();
-    u.dmin = b.dmin.to_float();
   }
   static void pack(const k_block::unpacked& u, block_q4_k& b) noexcept {
     for (auto& q : b.qs) q = 0;
@@ -2120,6 +2146,19 @@ namespace small_block {
 inline void unpack_5bit(const std::uint8_t* qh, const std::uint8_t* qs, std::int8_t* q, int offset) noexcept {
   std::uint32_t high;
   std::memcpy(&high, qh, 4);
+#if defined(__AVX2__)
+  // nibbles as in Q4, then bit j of `high` becomes bit 4 of byte j
+  unpack_nibbles(qs, q, 0);
+  const __m256i shuffle = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3,
+                                           3, 3, 3, 3, 3);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(high)), shuffle);
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  const __m256i is_set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  const __m256i values = _mm256_or_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)),
+                                         _mm256_and_si256(is_set, _mm256_set1_epi8(0x10)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_sub_epi8(values, _mm256_set1_epi8(static_cast<char>(offset))));
+  return;
+#endif
   for (int j = 0; j < 16; ++j) {
     q[j] = static_cast<std::int8_t>(((qs[j] & 0x0F) | (((high >> j) & 1u) << 4)) - offset);
     q[j + 16] = static_cast<std::int8_t>(((qs[j] >> 4) | (((high >> (j + 16)) & 1u) << 4)) - offset);
@@ -2271,6 +2310,10 @@ static_assert(block_format<block_q5_k>);
 
 #include <cstdint>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 
 namespace chorus::inline CHORUS_ABI::quant {
 
@@ -2297,18 +2340,37 @@ struct block_traits<block_q6_k> {
   // Element i (n = i / 128, group g = (i % 128) / 32, lane l = i % 32): low 4 bits in nibble
   // g / 2 of ql[64n + 32 (g % 2) + l], high 2 bits at 2g of qh[32n + l]; sub-block i / 16.
   static void unpack(const block_q6_k& b, k_block::unpacked& u) noexcept {
-    for (int i = 0; i < 256; ++i) {
-      const int n = i / 128, g = (i % 128) / 32, l = i % 32;
-      const int low = (b.ql[64 * n + 32 * (g % 2) + l] >> (4 * (g / 2))) & 0x0F;
-      const int high = (b.qh[32 * n + l] >> (2 * g)) & 3;
-      u.q[i] = static_cast<std::int8_t>((low | (high << 4)) - 32);
-    }
     for (int s = 0; s < 16; ++s) {
       u.scales[s] = b.scales[s];
       u.mins[s] = 0;
     }
     u.d = b.d.to_float();
     u.dmin = 0.0f;
+#if defined(__AVX2__)
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i high2 = _mm256_set1_epi8(0x30);
+    const __m256i bias = _mm256_set1_epi8(32);
+    for (int n = 0; n < 2; ++n) {
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
+      const __m256i parts[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), high2)),
+          _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), high2)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_and_si256(qh, high2)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), high2))};
+      for (int g = 0; g < 4; ++g) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 128 * n + 32 * g), _mm256_sub_epi8(parts[g], bias));
+      }
+    }
+    return;
+#endif
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, g = (i % 128) / 32, l = i % 32;
+      const int low = (b.ql[64 * n + 32 * (g % 2) + l] >> (4 * (g / 2))) & 0x0F;
+      const int high = (b.qh[32 * n + l] >> (2 * g)) & 3;
+      u.q[i] = static_cast<std::int8_t>((low | (high << 4)) - 32);
+    }
   }
   static void pack(const k_block::unpacked& u, block_q6_k& b) noexcept {
     for (auto& q : b.ql) q = 0;

@@ -4,6 +4,10 @@
 
 #include <cstdint>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "chorus/quant/k_block.hpp"
 
 namespace chorus::inline CHORUS_ABI::quant {
@@ -31,18 +35,37 @@ struct block_traits<block_q6_k> {
   // Element i (n = i / 128, group g = (i % 128) / 32, lane l = i % 32): low 4 bits in nibble
   // g / 2 of ql[64n + 32 (g % 2) + l], high 2 bits at 2g of qh[32n + l]; sub-block i / 16.
   static void unpack(const block_q6_k& b, k_block::unpacked& u) noexcept {
-    for (int i = 0; i < 256; ++i) {
-      const int n = i / 128, g = (i % 128) / 32, l = i % 32;
-      const int low = (b.ql[64 * n + 32 * (g % 2) + l] >> (4 * (g / 2))) & 0x0F;
-      const int high = (b.qh[32 * n + l] >> (2 * g)) & 3;
-      u.q[i] = static_cast<std::int8_t>((low | (high << 4)) - 32);
-    }
     for (int s = 0; s < 16; ++s) {
       u.scales[s] = b.scales[s];
       u.mins[s] = 0;
     }
     u.d = b.d.to_float();
     u.dmin = 0.0f;
+#if defined(__AVX2__)
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i high2 = _mm256_set1_epi8(0x30);
+    const __m256i bias = _mm256_set1_epi8(32);
+    for (int n = 0; n < 2; ++n) {
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
+      const __m256i parts[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), high2)),
+          _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), high2)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_and_si256(qh, high2)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), high2))};
+      for (int g = 0; g < 4; ++g) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 128 * n + 32 * g), _mm256_sub_epi8(parts[g], bias));
+      }
+    }
+    return;
+#endif
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, g = (i % 128) / 32, l = i % 32;
+      const int low = (b.ql[64 * n + 32 * (g % 2) + l] >> (4 * (g / 2))) & 0x0F;
+      const int high = (b.qh[32 * n + l] >> (2 * g)) & 3;
+      u.q[i] = static_cast<std::int8_t>((low | (high << 4)) - 32);
+    }
   }
   static void pack(const k_block::unpacked& u, block_q6_k& b) noexcept {
     for (auto& q : b.ql) q = 0;
