@@ -221,6 +221,11 @@ struct std::is_error_code_enum<chorus::errc> : std::true_type {};
 
 #include <bit>
 #include <cstdint>
+#include <type_traits>
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 
 namespace chorus::inline CHORUS_ABI {
@@ -299,8 +304,15 @@ struct fp16 {
     h.bits = b;
     return h;
   }
-  constexpr explicit operator float() const noexcept { return fp16_bits_to_float(bits); }
-  constexpr float to_float() const noexcept { return fp16_bits_to_float(bits); }
+  constexpr explicit operator float() const noexcept { return to_float(); }
+  constexpr float to_float() const noexcept {
+#if defined(__F16C__)
+    // one instruction instead of the portable bit manipulation: quantized blocks convert their
+    // fp16 scales on every dot product
+    if (!std::is_constant_evaluated()) return _cvtsh_ss(bits);
+#endif
+    return fp16_bits_to_float(bits);
+  }
 };
 static_assert(sizeof(fp16) == 2);
 
@@ -1390,6 +1402,10 @@ static_assert(block_format<float> && block_format<fp16> && block_format<bf16>);
 
 #include <cstdint>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 // ---- begin chorus/quant/k_block.hpp ----
 // chorus — what the K-quant formats (Q2_K..Q6_K) share: a super-block of 256 weights that
 // unpacks to int8 quants q with integer sub-block scales (and minimums), value =
@@ -1613,16 +1629,27 @@ struct block_traits<block_q2_k> {
   // Element i: half n = i / 128, shift group j = (i % 128) / 32, lane l = i % 32; its two
   // bits are bits 2j..2j+1 of qs[32n + l]; its sub-block is 8n + 2j + l / 16 = i / 16.
   static void unpack(const block_q2_k& b, k_block::unpacked& u) noexcept {
-    for (int i = 0; i < 256; ++i) {
-      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
-      u.q[i] = static_cast<std::int8_t>((b.qs[32 * n + l] >> (2 * j)) & 3);
-    }
     for (int s = 0; s < 16; ++s) {
       u.scales[s] = b.scales[s] & 0x0F;
       u.mins[s] = b.scales[s] >> 4;
     }
     u.d = b.d.to_float();
     u.dmin = b.dmin.to_float();
+#if defined(__AVX2__)
+    const __m256i three = _mm256_set1_epi8(3);
+    for (int n = 0; n < 2; ++n) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+      for (int j = 0; j < 4; ++j) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 128 * n + 32 * j),
+                            _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * j)), three));
+      }
+    }
+    return;
+#endif
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
+      u.q[i] = static_cast<std::int8_t>((b.qs[32 * n + l] >> (2 * j)) & 3);
+    }
   }
   static void pack(const k_block::unpacked& u, block_q2_k& b) noexcept {
     for (auto& q : b.qs) q = 0;
@@ -1649,6 +1676,10 @@ static_assert(block_format<block_q2_k>);
 // sub-blocks of 16 with 6-bit scales: value = d * (scale - 32) * (q - 4).
 
 #include <cstdint>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 
 namespace chorus::inline CHORUS_ABI::quant {
@@ -1678,12 +1709,6 @@ struct block_traits<block_q3_k> {
   // Scale k: low 4 bits in nibble k / 8 of scales[k % 8], high 2 bits at 2 * (k / 4) of
   // scales[8 + k % 4].
   static void unpack(const block_q3_k& b, k_block::unpacked& u) noexcept {
-    for (int i = 0; i < 256; ++i) {
-      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
-      const int low = (b.qs[32 * n + l] >> (2 * j)) & 3;
-      const int high = (b.hmask[l] >> (4 * n + j)) & 1;
-      u.q[i] = static_cast<std::int8_t>(low - (high ? 0 : 4));
-    }
     for (int k = 0; k < 16; ++k) {
       const int low = (b.scales[k % 8] >> (4 * (k / 8))) & 0x0F;
       const int high = (b.scales[8 + k % 4] >> (2 * (k / 4))) & 3;
@@ -1692,6 +1717,29 @@ struct block_traits<block_q3_k> {
     }
     u.d = b.d.to_float();
     u.dmin = 0.0f;
+#if defined(__AVX2__)
+    const __m256i three = _mm256_set1_epi8(3);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i four = _mm256_set1_epi8(4);
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+    for (int n = 0; n < 2; ++n) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+      for (int j = 0; j < 4; ++j) {
+        const __m256i low = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * j)), three);
+        const __m256i high = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * n + j)), one);
+        // q = low - 4 when the high bit is clear, low when it is set
+        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 2)), four);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 128 * n + 32 * j), q);
+      }
+    }
+    return;
+#endif
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
+      const int low = (b.qs[32 * n + l] >> (2 * j)) & 3;
+      const int high = (b.hmask[l] >> (4 * n + j)) & 1;
+      u.q[i] = static_cast<std::int8_t>(low - (high ? 0 : 4));
+    }
   }
   static void pack(const k_block::unpacked& u, block_q3_k& b) noexcept {
     for (auto& q : b.qs) q = 0;
@@ -2246,6 +2294,10 @@ static_assert(block_format<block_q5_1>);
 
 #include <cstdint>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 
 namespace chorus::inline CHORUS_ABI::quant {
 
@@ -2272,15 +2324,30 @@ struct block_traits<block_q5_k> {
 
   // Low 4 bits as in Q4_K; the fifth bit of element i is bit i / 32 of qh[i % 32].
   static void unpack(const block_q5_k& b, k_block::unpacked& u) noexcept {
+    k_block::unpack_scales_6bit(b.scales, u.scales, u.mins);
+    u.d = b.d.to_float();
+    u.dmin = b.dmin.to_float();
+#if defined(__AVX2__)
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
+      const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c)), one);
+      const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c + 1)), one);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 64 * c),
+                          _mm256_or_si256(_mm256_and_si256(bytes, mask), _mm256_slli_epi16(h0, 4)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 64 * c + 32),
+                          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask), _mm256_slli_epi16(h1, 4)));
+    }
+    return;
+#endif
     for (int i = 0; i < 256; ++i) {
       const int c = i / 64, l = i % 32, half = (i % 64) / 32;
       const int low = (b.qs[32 * c + l] >> (4 * half)) & 0x0F;
       const int high = (b.qh[l] >> (i / 32)) & 1;
       u.q[i] = static_cast<std::int8_t>(low | (high << 4));
     }
-    k_block::unpack_scales_6bit(b.scales, u.scales, u.mins);
-    u.d = b.d.to_float();
-    u.dmin = b.dmin.to_float();
   }
   static void pack(const k_block::unpacked& u, block_q5_k& b) noexcept {
     for (auto& q : b.qs) q = 0;

@@ -7,6 +7,11 @@
 
 #include <bit>
 #include <cstdint>
+#include <type_traits>
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 #include "chorus/config.hpp"
 
@@ -86,8 +91,15 @@ struct fp16 {
     h.bits = b;
     return h;
   }
-  constexpr explicit operator float() const noexcept { return fp16_bits_to_float(bits); }
-  constexpr float to_float() const noexcept { return fp16_bits_to_float(bits); }
+  constexpr explicit operator float() const noexcept { return to_float(); }
+  constexpr float to_float() const noexcept {
+#if defined(__F16C__)
+    // one instruction instead of the portable bit manipulation: quantized blocks convert their
+    // fp16 scales on every dot product
+    if (!std::is_constant_evaluated()) return _cvtsh_ss(bits);
+#endif
+    return fp16_bits_to_float(bits);
+  }
 };
 static_assert(sizeof(fp16) == 2);
 

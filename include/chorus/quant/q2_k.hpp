@@ -4,6 +4,10 @@
 
 #include <cstdint>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "chorus/quant/k_block.hpp"
 
 namespace chorus::inline CHORUS_ABI::quant {
@@ -31,16 +35,27 @@ struct block_traits<block_q2_k> {
   // Element i: half n = i / 128, shift group j = (i % 128) / 32, lane l = i % 32; its two
   // bits are bits 2j..2j+1 of qs[32n + l]; its sub-block is 8n + 2j + l / 16 = i / 16.
   static void unpack(const block_q2_k& b, k_block::unpacked& u) noexcept {
-    for (int i = 0; i < 256; ++i) {
-      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
-      u.q[i] = static_cast<std::int8_t>((b.qs[32 * n + l] >> (2 * j)) & 3);
-    }
     for (int s = 0; s < 16; ++s) {
       u.scales[s] = b.scales[s] & 0x0F;
       u.mins[s] = b.scales[s] >> 4;
     }
     u.d = b.d.to_float();
     u.dmin = b.dmin.to_float();
+#if defined(__AVX2__)
+    const __m256i three = _mm256_set1_epi8(3);
+    for (int n = 0; n < 2; ++n) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+      for (int j = 0; j < 4; ++j) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 128 * n + 32 * j),
+                            _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * j)), three));
+      }
+    }
+    return;
+#endif
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
+      u.q[i] = static_cast<std::int8_t>((b.qs[32 * n + l] >> (2 * j)) & 3);
+    }
   }
   static void pack(const k_block::unpacked& u, block_q2_k& b) noexcept {
     for (auto& q : b.qs) q = 0;

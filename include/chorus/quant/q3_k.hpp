@@ -4,6 +4,10 @@
 
 #include <cstdint>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "chorus/quant/k_block.hpp"
 
 namespace chorus::inline CHORUS_ABI::quant {
@@ -33,12 +37,6 @@ struct block_traits<block_q3_k> {
   // Scale k: low 4 bits in nibble k / 8 of scales[k % 8], high 2 bits at 2 * (k / 4) of
   // scales[8 + k % 4].
   static void unpack(const block_q3_k& b, k_block::unpacked& u) noexcept {
-    for (int i = 0; i < 256; ++i) {
-      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
-      const int low = (b.qs[32 * n + l] >> (2 * j)) & 3;
-      const int high = (b.hmask[l] >> (4 * n + j)) & 1;
-      u.q[i] = static_cast<std::int8_t>(low - (high ? 0 : 4));
-    }
     for (int k = 0; k < 16; ++k) {
       const int low = (b.scales[k % 8] >> (4 * (k / 8))) & 0x0F;
       const int high = (b.scales[8 + k % 4] >> (2 * (k / 4))) & 3;
@@ -47,6 +45,29 @@ struct block_traits<block_q3_k> {
     }
     u.d = b.d.to_float();
     u.dmin = 0.0f;
+#if defined(__AVX2__)
+    const __m256i three = _mm256_set1_epi8(3);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i four = _mm256_set1_epi8(4);
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+    for (int n = 0; n < 2; ++n) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+      for (int j = 0; j < 4; ++j) {
+        const __m256i low = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * j)), three);
+        const __m256i high = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * n + j)), one);
+        // q = low - 4 when the high bit is clear, low when it is set
+        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 2)), four);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 128 * n + 32 * j), q);
+      }
+    }
+    return;
+#endif
+    for (int i = 0; i < 256; ++i) {
+      const int n = i / 128, j = (i % 128) / 32, l = i % 32;
+      const int low = (b.qs[32 * n + l] >> (2 * j)) & 3;
+      const int high = (b.hmask[l] >> (4 * n + j)) & 1;
+      u.q[i] = static_cast<std::int8_t>(low - (high ? 0 : 4));
+    }
   }
   static void pack(const k_block::unpacked& u, block_q3_k& b) noexcept {
     for (auto& q : b.qs) q = 0;
