@@ -803,6 +803,7 @@ class file {
   template <class T>
   std::vector<T> get_array(std::string_view key) const {
     const metadata_entry& entry = array_entry(key);
+    check_element_type<T>(entry);  // before reserving: a wrong T must not allocate count * sizeof(T)
     std::vector<T> values;
     values.reserve(static_cast<std::size_t>(entry.count));  // bounded by the file size at parse time
     detail::cursor in(bytes_, source_);
@@ -890,6 +891,26 @@ class file {
            ", past the end of the file (size ", bytes_.size(), ")");
     }
     for (auto& tensor : tensors_) locate_tensor_data(tensor);
+    check_no_overlap();
+  }
+
+  // Two tensors may not share bytes (empty tensors excepted).
+  void check_no_overlap() const {
+    std::vector<const tensor_info*> order;
+    order.reserve(tensors_.size());
+    for (const auto& tensor : tensors_) {
+      if (tensor.n_bytes != 0) order.push_back(&tensor);
+    }
+    std::sort(order.begin(), order.end(), [](const tensor_info* a, const tensor_info* b) { return a->offset < b->offset; });
+    for (std::size_t i = 1; i < order.size(); ++i) {
+      const tensor_info& a = *order[i - 1];
+      const tensor_info& b = *order[i];
+      if (a.offset + a.n_bytes > b.offset) {  // no overflow: both lie inside the file
+        fail(errc::bad_format, source_, ": tensor '", b.name, "': data [offset ", data_offset_ + b.offset, ", ",
+             b.n_bytes, " bytes) overlaps tensor '", a.name, "' [offset ", data_offset_ + a.offset, ", ", a.n_bytes,
+             " bytes)");
+      }
+    }
   }
 
   void parse_entry(detail::cursor& in) {
@@ -928,7 +949,7 @@ class file {
         fail(errc::bad_format, source_, ": metadata key '", key, "' nests arrays deeper than ", max_array_nesting,
              " levels at offset ", in.offset());
       }
-      const auto element = checked_value_type(in.read<std::uint32_t>("array element type"), key, in.offset());
+      const auto element = checked_value_type(in.read<std::uint32_t>("array element type"), key, in.offset() - 4);
       const auto count = in.read<std::uint64_t>("array length");
       skip_array_elements(in, element, count, key, depth + 1);
     } else {
@@ -1009,6 +1030,23 @@ class file {
     if (entry == nullptr) fail(errc::not_found, source_, ": metadata key '", key, "' is missing");
     if (entry->type != value_type::array) type_error(*entry, value_type_name(entry->type), "an array");
     return *entry;
+  }
+
+  // Throws type_mismatch unless an array of `entry.element_type` can be read as T.
+  template <class T>
+  void check_element_type(const metadata_entry& entry) const {
+    const value_type element = entry.element_type;
+    if (element == value_type::array) type_error(entry, "an array of arrays", type_label<T>());
+    bool ok = false;
+    if constexpr (detail::is_string_like<T>) ok = element == value_type::string;
+    else if constexpr (std::is_same_v<T, bool>) ok = element == value_type::boolean;
+    else if constexpr (std::is_floating_point_v<T>) ok = element == value_type::float32 || element == value_type::float64;
+    else ok = element != value_type::string && element != value_type::boolean && element != value_type::float32 &&
+              element != value_type::float64;
+    if (!ok) {
+      fail(errc::type_mismatch, source_, ": metadata key '", entry.key, "' holds an array of ", value_type_name(element),
+           ", not of ", type_label<T>());
+    }
   }
 
   template <class T>

@@ -377,6 +377,36 @@ TEST(GgufMalformed, BadTensorInfos) {
   auto huge_rows = bytes;
   poke(huge_rows, dims_at + 8, std::uint64_t{1} << 20);
   expect_error(errc::truncated, "runs past the end", [&] { file::parse(huge_rows); });
+
+  // t.f32 (1 dim) moved to offset 64: aligned and inside the file, but inside t.q8's 68 bytes
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  const std::size_t f32_offset_at = text.find("t.f32") + 5 + 4 + 8 + 4;
+  auto overlapping = bytes;
+  poke(overlapping, f32_offset_at, std::uint64_t{64});
+  expect_error(errc::bad_format, "'t.f32': data", [&] { file::parse(overlapping); });
+  expect_error(errc::bad_format, "overlaps tensor 't.q8'", [&] { file::parse(overlapping); });
+  auto same_offset = bytes;
+  poke(same_offset, f32_offset_at, std::uint64_t{0});
+  expect_error(errc::bad_format, "overlaps", [&] { file::parse(same_offset); });
+}
+
+TEST(GgufMalformed, ArrayElementTypeIsCheckedBeforeDecoding) {
+  const auto bytes = sample_writer().to_bytes();
+  const auto f = file::parse(bytes);
+  expect_error(errc::type_mismatch, "'ints' holds an array of int32, not of a string", [&] { f.get_array<std::string>("ints"); });
+  expect_error(errc::type_mismatch, "'strings' holds an array of string", [&] { f.get_array<int>("strings"); });
+  expect_error(errc::type_mismatch, "'floats' holds an array of float32", [&] { f.get_array<std::int64_t>("floats"); });
+  expect_error(errc::type_mismatch, "'ints' holds an array of int32", [&] { f.get_array<bool>("ints"); });
+  expect_error(errc::type_mismatch, "'u8' holds uint8, not an array", [&] { f.get_array<int>("u8"); });
+  // a large uint8 array read as strings must fail before reserving count * sizeof(std::string)
+  writer w;
+  w.set_array("big", std::vector<std::uint8_t>(1 << 20, 7));
+  const auto big_bytes = w.to_bytes();
+  const auto big = file::parse(big_bytes);
+  expect_error(errc::type_mismatch, "'big'", [&] { big.get_array<std::string>("big"); });
+  EXPECT_EQ(big.get_array<std::uint8_t>("big").size(), 1u << 20);
+  // values that do not fit the requested integer type still name the key
+  expect_error(errc::type_mismatch, "'ints' = -2", [&] { f.get_array<unsigned>("ints"); });
 }
 
 TEST(GgufMalformed, NotAGgufFile) {
