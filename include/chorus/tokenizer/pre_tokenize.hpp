@@ -34,9 +34,8 @@ inline bool is_space(std::uint32_t cp) noexcept {
 enum class pre_tokenizer { gpt2 };
 
 inline pre_tokenizer pre_tokenizer_from_name(std::string_view name) {
-  // SmolLM and other GPT-2-pattern vocabularies name it differently.
-  if (name == "gpt-2" || name == "default" || name == "smollm" || name == "gpt2") return pre_tokenizer::gpt2;
-  fail(errc::unsupported, "BPE pre-tokenizer '", name, "' is not supported yet (supported: gpt-2, smollm)");
+  if (name == "gpt-2" || name == "default" || name == "gpt2") return pre_tokenizer::gpt2;
+  fail(errc::unsupported, "BPE pre-tokenizer '", name, "' is not supported yet (supported: gpt-2)");
 }
 
 // The GPT-2 pattern:  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
