@@ -482,6 +482,35 @@ class mapped_file {
 
 }  // namespace chorus::inline CHORUS_ABI
 // ---- end chorus/core/mapped_file.hpp ----
+// ---- begin chorus/core/utf8.hpp ----
+// chorus — encoding a code point as UTF-8 (shared by the JSON reader and the tokenizers).
+
+#include <cstdint>
+#include <string>
+
+
+namespace chorus::inline CHORUS_ABI {
+
+inline void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+}  // namespace chorus::inline CHORUS_ABI
+// ---- end chorus/core/utf8.hpp ----
 
 // gguf/
 // ---- begin chorus/gguf/tensor_type.hpp ----
@@ -3318,24 +3347,6 @@ class parser {
     return code;
   }
 
-  static void append_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
   std::string parse_string() {
     ++pos_;  // opening quote
     std::string out;
@@ -3369,7 +3380,7 @@ class parser {
           } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             error("a lone low surrogate");
           }
-          append_utf8(out, cp);
+          chorus::append_utf8(out, cp);
           break;
         }
         default: --pos_; error("invalid escape");
@@ -4185,23 +4196,7 @@ constexpr std::size_t sequence_length(std::uint8_t lead) noexcept {
   return 1;
 }
 
-inline void append(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+inline void append(std::string& out, std::uint32_t cp) { chorus::append_utf8(out, cp); }
 
 // Lenient decoding, as the reference's BPE path does: a sequence whose continuation bytes
 // are missing or wrong decodes to U+FFFD for its first byte and decoding resumes after it;

@@ -9,6 +9,7 @@
 #include "chorus/core/error.hpp"
 #include "chorus/core/fp16.hpp"
 #include "chorus/core/mapped_file.hpp"
+#include "chorus/core/utf8.hpp"
 
 // gguf/
 #include "chorus/gguf/tensor_type.hpp"

@@ -16,6 +16,7 @@
 
 #include "chorus/config.hpp"
 #include "chorus/core/error.hpp"
+#include "chorus/core/utf8.hpp"
 
 namespace chorus::inline CHORUS_ABI::json {
 
@@ -231,24 +232,6 @@ class parser {
     return code;
   }
 
-  static void append_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
   std::string parse_string() {
     ++pos_;  // opening quote
     std::string out;
@@ -282,7 +265,7 @@ class parser {
           } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             error("a lone low surrogate");
           }
-          append_utf8(out, cp);
+          chorus::append_utf8(out, cp);
           break;
         }
         default: --pos_; error("invalid escape");

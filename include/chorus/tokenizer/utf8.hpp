@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "chorus/config.hpp"
+#include "chorus/core/utf8.hpp"
 
 namespace chorus::inline CHORUS_ABI::tokenizer::utf8 {
 
@@ -20,23 +21,7 @@ constexpr std::size_t sequence_length(std::uint8_t lead) noexcept {
   return 1;
 }
 
-inline void append(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+inline void append(std::string& out, std::uint32_t cp) { chorus::append_utf8(out, cp); }
 
 // Lenient decoding, as the reference's BPE path does: a sequence whose continuation bytes
 // are missing or wrong decodes to U+FFFD for its first byte and decoding resumes after it;
