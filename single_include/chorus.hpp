@@ -5822,7 +5822,8 @@ class local_member {
       if (c.status == member_status::cancelled) c.error = "cancelled";
       return c;
     };
-    candidate answer = co_await run_on(compute_->executor(), std::move(work));
+    const asio::any_io_executor where = compute_->executor();
+    candidate answer = co_await run_on(where, std::move(work));
     co_return answer;
   }
 
@@ -5926,8 +5927,10 @@ struct report {
 
 namespace chorus::inline CHORUS_ABI::fusion {
 
+// `r` is taken by value so that the request outlives the caller's expression. With GCC 12,
+// pass a named request (not a temporary built in the co_await expression; see docs/fusion.md).
 template <judge J>
-asio::awaitable<report> fuse(std::span<const any_member> members, J& judge, const request& r, policy rule = {}) {
+asio::awaitable<report> fuse(std::span<const any_member> members, J& judge, request r, policy rule = {}) {
   const auto start = clock::now();
   report out;
   out.mode = judge.name();

@@ -15,8 +15,10 @@
 
 namespace chorus::inline CHORUS_ABI::fusion {
 
+// `r` is taken by value so that the request outlives the caller's expression. With GCC 12,
+// pass a named request (not a temporary built in the co_await expression; see docs/fusion.md).
 template <judge J>
-asio::awaitable<report> fuse(std::span<const any_member> members, J& judge, const request& r, policy rule = {}) {
+asio::awaitable<report> fuse(std::span<const any_member> members, J& judge, request r, policy rule = {}) {
   const auto start = clock::now();
   report out;
   out.mode = judge.name();

@@ -111,7 +111,8 @@ class local_member {
       if (c.status == member_status::cancelled) c.error = "cancelled";
       return c;
     };
-    candidate answer = co_await run_on(compute_->executor(), std::move(work));
+    const asio::any_io_executor where = compute_->executor();
+    candidate answer = co_await run_on(where, std::move(work));
     co_return answer;
   }
 
