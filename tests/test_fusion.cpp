@@ -287,12 +287,14 @@ TEST(FusionLocal, MembersEqualSingleModelRunsAndAreDeterministic) {
 
 TEST(FusionLocal, DeadlineStopsGenerationBetweenTokens) {
   fusion::compute compute(2, 1);
-  // the second member would write 2000 tokens (far longer than the deadline)
-  const std::vector<fusion::any_member> members = {local(compute, 1, 8), local(compute, 2, 2000, 2048)};
+  // An instant member makes the panel viable whatever the build's speed; the local member
+  // would write 2000 tokens, far longer than the deadline even in an optimised build.
+  const std::vector<fusion::any_member> members = {scripted("instant", 0ms, "ready", -0.1),
+                                                   local(compute, 2, 2000, 2048)};
   fusion::confidence_judge judge;
   fusion::request r{"Once upon a time", "", 0};
   fusion::policy rule;
-  rule.deadline = 100ms;
+  rule.deadline = 150ms;
   const auto report = run([&] { return fusion::fuse(members, judge, r, rule); });
   EXPECT_EQ(report.members[0].status, fusion::member_status::ok);
   EXPECT_EQ(report.members[1].status, fusion::member_status::timed_out);
