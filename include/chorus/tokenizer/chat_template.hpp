@@ -1,0 +1,433 @@
+// chorus — chat templates: a conversation (system/user/assistant messages) as the prompt text
+// of a model family (ChatML, Llama 2, Llama 3, Mistral [INST] variants, Phi-3, Gemma).
+//
+// chorus does not run Jinja. The common families are implemented directly, each reproducing
+// what its published Jinja template renders; a model's `tokenizer.chat_template` is only
+// *recognised* by distinctive markers (detect_chat_template), or the format is chosen by name
+// (chat_template_from_name). A template that matches no family falls back to ChatML and says
+// so (chat_template_choice::fell_back) rather than failing: a wrong chat format degrades the
+// answers, it does not break the program, and the caller can override the choice by name.
+//
+// The output holds the special tokens as text ("<|im_start|>", "[INST]", "</s>"): tokenize
+// it with parse_special = true. It does NOT start with the BOS token unless
+// chat_options::add_bos is set: the tokenizer adds BOS itself (add_special = true, when the
+// vocabulary asks for it), and a BOS in the text as well would give two. End-of-turn tokens
+// inside the conversation ("</s>" after an assistant turn in the Mistral formats, "<s>" before
+// each later turn of Llama 2) are part of the format and always written.
+//
+// Families, with the first turns of system S, user U, assistant A, user V (generation prompt on):
+//   chatml            <|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n
+//                     <|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nV<|im_end|>\n<|im_start|>assistant\n
+//                     (Qwen2, SmolLM, Hermes, ...; no default system message is inserted)
+//   llama2            [INST] <<SYS>>\nS\n<</SYS>>\n\nU [/INST] A </s><s>[INST] V [/INST]
+//                     (contents stripped of surrounding whitespace, as the Llama-2-chat template does)
+//   llama3            <|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>...<|start_header_id|>assistant<|end_header_id|>\n\n
+//                     (contents stripped, as the Llama 3 template does)
+//   mistral_v1        [INST] S\n\nU [/INST]A</s>[INST] V [/INST]
+//                     (Mistral-7B-Instruct v0.1/v0.2 template, also the tiny-mistral test model's; that
+//                     template has no system role: S is folded into the first user message)
+//   mistral_v3        [INST] U[/INST] A</s>[INST] S\n\nV[/INST]
+//                     (Mistral-7B-Instruct v0.3: the system message goes into the LAST user message)
+//   mistral_v3_tekken [INST]U[/INST]A</s>[INST]S\n\nV[/INST]   (Mistral-Nemo; system in the last user message)
+//   mistral_v7        [SYSTEM_PROMPT]S[/SYSTEM_PROMPT][INST]U[/INST]A</s>[INST]V[/INST]
+//                     (Mistral-Small 2501/2503, tekken spacing; no default system message is inserted)
+//   phi3              <|system|>\nS<|end|>\n<|user|>\nU<|end|>\n<|assistant|>\nA<|end|>\n<|user|>\nV<|end|>\n<|assistant|>\n
+//   gemma             <start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\nA<end_of_turn>\n
+//                     <start_of_turn>user\nV<end_of_turn>\n<start_of_turn>model\n
+//                     (role "assistant" is written "model"; the system message is folded into the first
+//                     user turn, as Gemma 3's template does; message contents are stripped)
+// In the [INST] formats a prompt that ends with a user turn already asks for the answer, so
+// add_generation_prompt changes nothing there.
+//
+// Roles: "system", "user", "assistant" everywhere. ChatML and Llama 3 write any other role name
+// as given (e.g. "tool", "ipython"); the other families reject it (errc::invalid_argument). The
+// families that fold the system message into a user turn accept it only as the first message.
+#pragma once
+
+#include <array>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chorus/config.hpp"
+#include "chorus/core/error.hpp"
+#include "chorus/gguf/file.hpp"
+
+namespace chorus::inline CHORUS_ABI::tokenizer {
+
+struct chat_message {
+  std::string role;     // "system", "user", "assistant" (others: see above)
+  std::string content;  // UTF-8
+};
+
+enum class chat_template_kind {
+  chatml,
+  llama2,
+  llama3,
+  mistral_v1,
+  mistral_v3,
+  mistral_v3_tekken,
+  mistral_v7,
+  phi3,
+  gemma,
+  unknown,  // only from detect_chat_template: nothing matched
+};
+
+inline constexpr chat_template_kind default_chat_template = chat_template_kind::chatml;
+
+namespace detail {
+struct chat_template_name {
+  chat_template_kind kind;
+  std::string_view name;
+};
+inline constexpr std::array<chat_template_name, 9> chat_template_names{{
+    {chat_template_kind::chatml, "chatml"},
+    {chat_template_kind::llama2, "llama2"},
+    {chat_template_kind::llama3, "llama3"},
+    {chat_template_kind::mistral_v1, "mistral-v1"},
+    {chat_template_kind::mistral_v3, "mistral-v3"},
+    {chat_template_kind::mistral_v3_tekken, "mistral-v3-tekken"},
+    {chat_template_kind::mistral_v7, "mistral-v7"},
+    {chat_template_kind::phi3, "phi3"},
+    {chat_template_kind::gemma, "gemma"},
+}};
+}  // namespace detail
+
+// The name used by chat_template_from_name ("chatml", "mistral-v7", ...); "unknown" for unknown.
+constexpr std::string_view to_string(chat_template_kind kind) noexcept {
+  for (const auto& entry : detail::chat_template_names) {
+    if (entry.kind == kind) return entry.name;
+  }
+  return "unknown";
+}
+
+// The valid names, comma-separated, for messages and --help texts.
+inline std::string chat_template_names() {
+  std::string names;
+  for (const auto& entry : detail::chat_template_names) {
+    if (!names.empty()) names += ", ";
+    names += entry.name;
+  }
+  return names;
+}
+
+// Explicit choice by name. Accepts the names above, case-insensitively, with '_' for '-', and a
+// few aliases used by other tools ("qwen2", "smollm" -> chatml; "mistral" -> mistral-v1,
+// "mistral-v7-tekken" -> mistral-v7, "phi-3" -> phi3, "gemma2"/"gemma3" -> gemma, "llama-2", "llama-3").
+// An unknown name is errc::invalid_argument listing the valid ones.
+inline chat_template_kind chat_template_from_name(std::string_view name) {
+  std::string key;
+  for (char c : name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    key += c == '_' ? '-' : c;
+  }
+  for (const auto& entry : detail::chat_template_names) {
+    if (entry.name == key) return entry.kind;
+  }
+  struct alias {
+    std::string_view name;
+    chat_template_kind kind;
+  };
+  static constexpr alias aliases[] = {
+      {"qwen2", chat_template_kind::chatml},          {"smollm", chat_template_kind::chatml},
+      {"llama-2", chat_template_kind::llama2},        {"llama-3", chat_template_kind::llama3},
+      {"mistral", chat_template_kind::mistral_v1},    {"mistral-v7-tekken", chat_template_kind::mistral_v7},
+      {"phi-3", chat_template_kind::phi3},            {"gemma2", chat_template_kind::gemma},
+      {"gemma3", chat_template_kind::gemma},
+  };
+  for (const auto& a : aliases) {
+    if (a.name == key) return a.kind;
+  }
+  fail(errc::invalid_argument, "chat template: unknown name '", name, "' (valid: ", chat_template_names(), ")");
+}
+
+// Recognises a Jinja chat template by the markers that distinguish the families. Returns
+// chat_template_kind::unknown when none matches (including an empty source).
+inline chat_template_kind detect_chat_template(std::string_view jinja) noexcept {
+  const auto has = [jinja](std::string_view marker) { return jinja.find(marker) != std::string_view::npos; };
+  if (jinja.empty()) return chat_template_kind::unknown;
+  if (has("<|im_start|>")) return chat_template_kind::chatml;
+  if (has("<|start_header_id|>")) return chat_template_kind::llama3;
+  if (has("<start_of_turn>")) return chat_template_kind::gemma;
+  if (has("<|user|>") && has("<|end|>")) return chat_template_kind::phi3;
+  if (has("[INST]")) {
+    if (has("[SYSTEM_PROMPT]")) return chat_template_kind::mistral_v7;
+    if (has("<<SYS>>")) return chat_template_kind::llama2;
+    // The spacing around the markers is what tells the [INST] generations apart:
+    // v1 writes "[INST] " ... " [/INST]", v3 "[INST] " ... "[/INST]", v3-tekken "[INST]" ... "[/INST]".
+    if (has(" [/INST]")) return chat_template_kind::mistral_v1;
+    if (has("[INST] ")) return chat_template_kind::mistral_v3;
+    return chat_template_kind::mistral_v3_tekken;
+  }
+  return chat_template_kind::unknown;
+}
+
+// The outcome of choosing a format for a model: the family, and whether it was a fallback.
+struct chat_template_choice {
+  chat_template_kind kind = default_chat_template;
+  bool fell_back = false;  // the template was absent or not recognised: `kind` is the default
+  std::string warning;     // why it fell back (empty when it did not), for the caller to log
+};
+
+// Detects the family of a Jinja template, falling back to ChatML (with a warning) when the
+// template is empty or unrecognised. Never throws for any input.
+inline chat_template_choice choose_chat_template(std::string_view jinja) {
+  chat_template_choice choice;
+  const auto kind = detect_chat_template(jinja);
+  if (kind != chat_template_kind::unknown) {
+    choice.kind = kind;
+    return choice;
+  }
+  choice.fell_back = true;
+  choice.warning = jinja.empty() ? "chat template: the model has no chat template; using chatml"
+                                 : "chat template: not recognised; using chatml (choose one by name to override)";
+  return choice;
+}
+
+// The same for a model file: reads `tokenizer.chat_template` (absent -> fallback).
+inline chat_template_choice choose_chat_template(const gguf::file& model) {
+  const auto source = model.find<std::string_view>("tokenizer.chat_template");
+  return choose_chat_template(source ? *source : std::string_view{});
+}
+
+struct chat_options {
+  bool add_generation_prompt = true;  // end with the opening of an assistant turn
+  bool add_bos = false;               // start with the family's BOS text (see the top of this file)
+};
+
+namespace detail {
+
+inline std::string_view strip(std::string_view s) noexcept {
+  constexpr std::string_view space = " \t\n\r\f\v";
+  const auto first = s.find_first_not_of(space);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(space) - first + 1);
+}
+
+inline std::string_view bos_text(chat_template_kind kind) noexcept {
+  switch (kind) {
+    case chat_template_kind::llama3: return "<|begin_of_text|>";
+    case chat_template_kind::gemma: return "<bos>";
+    case chat_template_kind::chatml: return "";  // ChatML models (Qwen2, SmolLM) use no BOS in their prompts
+    default: return "<s>";
+  }
+}
+
+[[noreturn]] inline void unsupported_role(chat_template_kind kind, const chat_message& m, std::size_t index) {
+  fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", index, " has role '", m.role,
+       "' (supported: system, user, assistant)");
+}
+
+inline void check_role(chat_template_kind kind, const chat_message& m, std::size_t index) {
+  if (m.role != "system" && m.role != "user" && m.role != "assistant") unsupported_role(kind, m, index);
+}
+
+// Families that fold the system message into a user turn accept it only first.
+inline void check_system_first(chat_template_kind kind, std::span<const chat_message> messages) {
+  for (std::size_t i = 1; i < messages.size(); ++i) {
+    if (messages[i].role == "system") {
+      fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", i,
+           " is a system message; this format takes one, as the first message");
+    }
+  }
+}
+
+inline void apply_chatml(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
+  for (const auto& m : messages) {
+    out += "<|im_start|>";
+    out += m.role;
+    out += '\n';
+    out += m.content;
+    out += "<|im_end|>\n";
+  }
+  if (generation_prompt) out += "<|im_start|>assistant\n";
+}
+
+inline void apply_llama3(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
+  for (const auto& m : messages) {
+    out += "<|start_header_id|>";
+    out += m.role;
+    out += "<|end_header_id|>\n\n";
+    out += strip(m.content);
+    out += "<|eot_id|>";
+  }
+  if (generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+}
+
+inline void apply_llama2(std::string& out, std::span<const chat_message> messages) {
+  std::string_view system;
+  if (!messages.empty() && messages[0].role == "system") {
+    system = messages[0].content;
+    messages = messages.subspan(1);
+  }
+  bool first_turn = true;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (m.role == "user") {
+      if (!first_turn) out += "<s>";  // the first BOS is the tokenizer's (or add_bos)
+      std::string content;
+      if (first_turn && !system.empty()) {
+        content = "<<SYS>>\n";
+        content += system;
+        content += "\n<</SYS>>\n\n";
+      }
+      content += m.content;
+      out += "[INST] ";
+      out += strip(content);
+      out += " [/INST]";
+    } else {
+      out += ' ';
+      out += strip(m.content);
+      out += " </s>";
+    }
+    first_turn = false;
+  }
+}
+
+// mistral_v1, mistral_v3, mistral_v3_tekken: [INST] turns, system folded into a user message.
+inline void apply_mistral_inst(std::string& out, chat_template_kind kind, std::span<const chat_message> messages) {
+  std::string_view system;
+  if (!messages.empty() && messages[0].role == "system") {
+    system = messages[0].content;
+    messages = messages.subspan(1);
+  }
+  const bool v1 = kind == chat_template_kind::mistral_v1;
+  const std::string_view open = kind == chat_template_kind::mistral_v3_tekken ? "[INST]" : "[INST] ";
+  const std::string_view close = v1 ? " [/INST]" : "[/INST]";
+  const std::string_view before_answer = kind == chat_template_kind::mistral_v3 ? " " : "";
+  // v1 puts the system message in the first user message, v3 and v3-tekken in the last one.
+  std::size_t system_target = messages.size();
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role != "user") continue;
+    system_target = i;
+    if (v1) break;
+  }
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (m.role == "user") {
+      out += open;
+      if (i == system_target && !system.empty()) {
+        out += system;
+        out += "\n\n";
+      }
+      out += m.content;
+      out += close;
+    } else {
+      out += before_answer;
+      out += m.content;
+      out += "</s>";
+    }
+  }
+  // A system message with no user message to carry it still reaches the model.
+  if (system_target == messages.size() && !system.empty()) {
+    out += open;
+    out += system;
+    out += close;
+  }
+}
+
+inline void apply_mistral_v7(std::string& out, std::span<const chat_message> messages) {
+  for (const auto& m : messages) {
+    if (m.role == "system") {
+      out += "[SYSTEM_PROMPT]";
+      out += m.content;
+      out += "[/SYSTEM_PROMPT]";
+    } else if (m.role == "user") {
+      out += "[INST]";
+      out += m.content;
+      out += "[/INST]";
+    } else {
+      out += m.content;
+      out += "</s>";
+    }
+  }
+}
+
+inline void apply_phi3(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
+  for (const auto& m : messages) {
+    out += "<|";
+    out += m.role;
+    out += "|>\n";
+    out += m.content;
+    out += "<|end|>\n";
+  }
+  if (generation_prompt) out += "<|assistant|>\n";
+}
+
+inline void apply_gemma(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
+  std::string_view system;
+  if (!messages.empty() && messages[0].role == "system") {
+    system = messages[0].content;
+    messages = messages.subspan(1);
+  }
+  bool system_pending = !system.empty();
+  for (const auto& m : messages) {
+    out += "<start_of_turn>";
+    out += m.role == "assistant" ? std::string_view("model") : std::string_view(m.role);
+    out += '\n';
+    if (system_pending && m.role == "user") {
+      out += system;
+      out += "\n\n";
+      system_pending = false;
+    }
+    out += strip(m.content);
+    out += "<end_of_turn>\n";
+  }
+  if (system_pending) {  // a system message and no user turn: give it a user turn of its own
+    out += "<start_of_turn>user\n";
+    out += system;
+    out += "<end_of_turn>\n";
+  }
+  if (generation_prompt) out += "<start_of_turn>model\n";
+}
+
+}  // namespace detail
+
+// The prompt text for `messages` in the format `kind`. Throws errc::invalid_argument for
+// kind == unknown, a role the format does not have, or a misplaced system message.
+inline std::string apply_chat_template(chat_template_kind kind, std::span<const chat_message> messages,
+                                       const chat_options& options = {}) {
+  if (kind == chat_template_kind::unknown) {
+    fail(errc::invalid_argument, "chat template: no format chosen (kind unknown; valid: ", chat_template_names(), ")");
+  }
+  const bool any_role = kind == chat_template_kind::chatml || kind == chat_template_kind::llama3;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role.empty()) detail::unsupported_role(kind, messages[i], i);
+    if (!any_role) detail::check_role(kind, messages[i], i);
+  }
+  std::string out;
+  std::size_t reserve = 64;
+  for (const auto& m : messages) reserve += m.content.size() + 32;
+  out.reserve(reserve);
+  if (options.add_bos) out += detail::bos_text(kind);
+  switch (kind) {
+    case chat_template_kind::chatml: detail::apply_chatml(out, messages, options.add_generation_prompt); break;
+    case chat_template_kind::llama3: detail::apply_llama3(out, messages, options.add_generation_prompt); break;
+    case chat_template_kind::llama2:
+      detail::check_system_first(kind, messages);
+      detail::apply_llama2(out, messages);
+      break;
+    case chat_template_kind::mistral_v1:
+    case chat_template_kind::mistral_v3:
+    case chat_template_kind::mistral_v3_tekken:
+      detail::check_system_first(kind, messages);
+      detail::apply_mistral_inst(out, kind, messages);
+      break;
+    case chat_template_kind::mistral_v7: detail::apply_mistral_v7(out, messages); break;
+    case chat_template_kind::phi3: detail::apply_phi3(out, messages, options.add_generation_prompt); break;
+    case chat_template_kind::gemma:
+      detail::check_system_first(kind, messages);
+      detail::apply_gemma(out, messages, options.add_generation_prompt);
+      break;
+    case chat_template_kind::unknown: break;
+  }
+  return out;
+}
+
+inline std::string apply_chat_template(chat_template_kind kind, std::initializer_list<chat_message> messages,
+                                       const chat_options& options = {}) {
+  return apply_chat_template(kind, std::span<const chat_message>(messages.begin(), messages.size()), options);
+}
+
+}  // namespace chorus::inline CHORUS_ABI::tokenizer

@@ -1,0 +1,257 @@
+// Tests of tokenizer/chat_template.hpp: each family's exact prompt text, detection of real
+// template sources, choice by name, fallbacks and errors.
+#include <gtest/gtest.h>
+
+#include <chorus/chorus.hpp>
+
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace {
+
+using namespace chorus;
+using tokenizer::chat_message;
+using tokenizer::chat_template_kind;
+using kind = tokenizer::chat_template_kind;
+
+// system + user + assistant + user: the conversation every family is checked with.
+const std::vector<chat_message> conversation = {
+    {"system", "You are terse."},
+    {"user", "Hi there"},
+    {"assistant", "Hello."},
+    {"user", "What is 2+2?"},
+};
+const std::vector<chat_message> without_system(conversation.begin() + 1, conversation.end());
+
+std::string apply(kind k, const std::vector<chat_message>& messages, bool generation_prompt = true, bool bos = false) {
+  return tokenizer::apply_chat_template(k, messages, {.add_generation_prompt = generation_prompt, .add_bos = bos});
+}
+
+template <class F>
+void expect_error(errc code, std::string_view fragment, F&& f) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one containing '" << fragment << "'";
+  } catch (const chorus::error& e) {
+    EXPECT_EQ(e.kind(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(ChatTemplate, ChatML) {
+  const std::string body =
+      "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n"
+      "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n";
+  EXPECT_EQ(apply(kind::chatml, conversation, false), body);
+  EXPECT_EQ(apply(kind::chatml, conversation), body + "<|im_start|>assistant\n");
+  EXPECT_EQ(apply(kind::chatml, conversation, true, true), body + "<|im_start|>assistant\n");  // no BOS text
+  // Other roles are written as given (tool results).
+  EXPECT_EQ(apply(kind::chatml, {{"tool", "42"}}, false), "<|im_start|>tool\n42<|im_end|>\n");
+  // Contents are kept byte for byte.
+  EXPECT_EQ(apply(kind::chatml, {{"user", "  spaced \n"}}, false), "<|im_start|>user\n  spaced \n<|im_end|>\n");
+}
+
+TEST(ChatTemplate, Llama3) {
+  const std::string body =
+      "<|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
+      "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+      "<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>"
+      "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>";
+  EXPECT_EQ(apply(kind::llama3, conversation, false), body);
+  EXPECT_EQ(apply(kind::llama3, conversation), body + "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_EQ(apply(kind::llama3, conversation, false, true), "<|begin_of_text|>" + body);
+  // The Llama 3 template trims contents.
+  EXPECT_EQ(apply(kind::llama3, {{"user", "  x \n"}}, false), "<|start_header_id|>user<|end_header_id|>\n\nx<|eot_id|>");
+  EXPECT_EQ(apply(kind::llama3, {{"ipython", "{}"}}, false), "<|start_header_id|>ipython<|end_header_id|>\n\n{}<|eot_id|>");
+}
+
+TEST(ChatTemplate, Llama2) {
+  const std::string expected =
+      "[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi there [/INST] Hello. </s><s>[INST] What is 2+2? [/INST]";
+  EXPECT_EQ(apply(kind::llama2, conversation, false), expected);
+  EXPECT_EQ(apply(kind::llama2, conversation), expected);  // already ends with the request for an answer
+  EXPECT_EQ(apply(kind::llama2, conversation, true, true), "<s>" + expected);
+  EXPECT_EQ(apply(kind::llama2, without_system), "[INST] Hi there [/INST] Hello. </s><s>[INST] What is 2+2? [/INST]");
+  EXPECT_EQ(apply(kind::llama2, {{"user", " padded  "}}), "[INST] padded [/INST]");
+}
+
+TEST(ChatTemplate, MistralV1) {
+  // What the Mistral-7B-Instruct v0.1/v0.2 template renders (also tiny-mistral's, see below);
+  // that template has no system role: the system message joins the first user message.
+  const std::string expected = "[INST] You are terse.\n\nHi there [/INST]Hello.</s>[INST] What is 2+2? [/INST]";
+  EXPECT_EQ(apply(kind::mistral_v1, conversation, false), expected);
+  EXPECT_EQ(apply(kind::mistral_v1, conversation), expected);
+  EXPECT_EQ(apply(kind::mistral_v1, conversation, true, true), "<s>" + expected);
+  EXPECT_EQ(apply(kind::mistral_v1, without_system), "[INST] Hi there [/INST]Hello.</s>[INST] What is 2+2? [/INST]");
+}
+
+TEST(ChatTemplate, MistralV3) {
+  // v0.3: the system message goes into the LAST user message; answers follow a space.
+  const std::string expected = "[INST] Hi there[/INST] Hello.</s>[INST] You are terse.\n\nWhat is 2+2?[/INST]";
+  EXPECT_EQ(apply(kind::mistral_v3, conversation, false), expected);
+  EXPECT_EQ(apply(kind::mistral_v3, conversation), expected);
+  EXPECT_EQ(apply(kind::mistral_v3, without_system), "[INST] Hi there[/INST] Hello.</s>[INST] What is 2+2?[/INST]");
+  EXPECT_EQ(apply(kind::mistral_v3, {{"system", "S"}, {"user", "U"}}), "[INST] S\n\nU[/INST]");
+}
+
+TEST(ChatTemplate, MistralV3Tekken) {
+  const std::string expected = "[INST]Hi there[/INST]Hello.</s>[INST]You are terse.\n\nWhat is 2+2?[/INST]";
+  EXPECT_EQ(apply(kind::mistral_v3_tekken, conversation, false), expected);
+  EXPECT_EQ(apply(kind::mistral_v3_tekken, conversation), expected);
+  EXPECT_EQ(apply(kind::mistral_v3_tekken, without_system), "[INST]Hi there[/INST]Hello.</s>[INST]What is 2+2?[/INST]");
+}
+
+TEST(ChatTemplate, MistralV7) {
+  const std::string expected =
+      "[SYSTEM_PROMPT]You are terse.[/SYSTEM_PROMPT][INST]Hi there[/INST]Hello.</s>[INST]What is 2+2?[/INST]";
+  EXPECT_EQ(apply(kind::mistral_v7, conversation, false), expected);
+  EXPECT_EQ(apply(kind::mistral_v7, conversation), expected);
+  EXPECT_EQ(apply(kind::mistral_v7, conversation, true, true), "<s>" + expected);
+  EXPECT_EQ(apply(kind::mistral_v7, without_system), "[INST]Hi there[/INST]Hello.</s>[INST]What is 2+2?[/INST]");
+  // A later system message stays where it was put.
+  EXPECT_EQ(apply(kind::mistral_v7, {{"user", "a"}, {"system", "b"}}), "[INST]a[/INST][SYSTEM_PROMPT]b[/SYSTEM_PROMPT]");
+}
+
+TEST(ChatTemplate, Phi3) {
+  const std::string body =
+      "<|system|>\nYou are terse.<|end|>\n<|user|>\nHi there<|end|>\n<|assistant|>\nHello.<|end|>\n"
+      "<|user|>\nWhat is 2+2?<|end|>\n";
+  EXPECT_EQ(apply(kind::phi3, conversation, false), body);
+  EXPECT_EQ(apply(kind::phi3, conversation), body + "<|assistant|>\n");
+  EXPECT_EQ(apply(kind::phi3, conversation, true, true), "<s>" + body + "<|assistant|>\n");
+}
+
+TEST(ChatTemplate, Gemma) {
+  const std::string body =
+      "<start_of_turn>user\nYou are terse.\n\nHi there<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n"
+      "<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n";
+  EXPECT_EQ(apply(kind::gemma, conversation, false), body);
+  EXPECT_EQ(apply(kind::gemma, conversation), body + "<start_of_turn>model\n");
+  EXPECT_EQ(apply(kind::gemma, conversation, false, true), "<bos>" + body);
+  EXPECT_EQ(apply(kind::gemma, {{"system", "S"}}, true), "<start_of_turn>user\nS<end_of_turn>\n<start_of_turn>model\n");
+}
+
+TEST(ChatTemplate, EmptyConversation) {
+  EXPECT_EQ(apply(kind::chatml, {}), "<|im_start|>assistant\n");
+  EXPECT_EQ(apply(kind::chatml, {}, false), "");
+  EXPECT_EQ(apply(kind::mistral_v1, {}), "");
+  EXPECT_EQ(apply(kind::gemma, {}), "<start_of_turn>model\n");
+}
+
+// Distinctive pieces of the published templates of each family (the parts that matter for
+// detection), as they appear in the models' tokenizer_config.json / GGUF metadata.
+TEST(ChatTemplate, DetectsKnownTemplates) {
+  struct sample {
+    std::string_view source;
+    kind expected;
+  };
+  const sample samples[] = {
+      {"{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+       "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+       kind::chatml},
+      {"{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + "
+       "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}",
+       kind::llama3},
+      {"{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + "
+       "'\\n<</SYS>>\\n\\n' + message['content'] %}{% endif %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}",
+       kind::llama2},
+      {"{%- if loop.last and system_message is defined %}{{- \"[INST] \" + system_message + \"\\n\\n\" + message[\"content\"] + "
+       "\"[/INST]\" }}{%- else %}{{- \"[INST] \" + message[\"content\"] + \"[/INST]\" }}{%- endif %}",
+       kind::mistral_v3},
+      {"{%- if loop.last and system_message is defined %}{{- '[INST]' + system_message + '\\n\\n' + message['content'] + "
+       "'[/INST]' }}{%- else %}{{- '[INST]' + message['content'] + '[/INST]' }}{%- endif %}",
+       kind::mistral_v3_tekken},
+      {"{{- '[SYSTEM_PROMPT]' + system_message + '[/SYSTEM_PROMPT]' }}{%- for message in loop_messages %}"
+       "{%- if message['role'] == 'user' %}{{- '[INST]' + message['content'] + '[/INST]' }}",
+       kind::mistral_v7},
+      {"{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}"
+       "{% elif message['role'] == 'user' %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}",
+       kind::phi3},
+      {"{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
+       "{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}",
+       kind::gemma},
+  };
+  for (const auto& s : samples) {
+    EXPECT_EQ(tokenizer::detect_chat_template(s.source), s.expected) << s.source;
+    const auto choice = tokenizer::choose_chat_template(s.source);
+    EXPECT_EQ(choice.kind, s.expected);
+    EXPECT_FALSE(choice.fell_back);
+    EXPECT_TRUE(choice.warning.empty());
+  }
+}
+
+TEST(ChatTemplate, DetectsTheTinyMistralTemplate) {
+  const auto file = gguf::file::open(chorus_test::model_path("tiny-mistral-Q8_0.gguf"));
+  const auto source = file.find<std::string_view>("tokenizer.chat_template");
+  ASSERT_TRUE(source.has_value());
+  EXPECT_EQ(tokenizer::detect_chat_template(*source), kind::mistral_v1);
+  const auto choice = tokenizer::choose_chat_template(file);
+  EXPECT_EQ(choice.kind, kind::mistral_v1);
+  EXPECT_FALSE(choice.fell_back);
+  // The format this template renders for user/assistant/user (bos_token "<s>", eos_token "</s>").
+  EXPECT_EQ(apply(kind::mistral_v1, without_system, true, true),
+            "<s>[INST] Hi there [/INST]Hello.</s>[INST] What is 2+2? [/INST]");
+}
+
+TEST(ChatTemplate, DetectsThePhi3VocabTemplateAndTokenizesItsMarkers) {
+  const auto file = gguf::file::open(chorus_test::golden_dir() / "tokenizer" / "ggml-vocab-phi-3.gguf");
+  EXPECT_EQ(tokenizer::choose_chat_template(file).kind, kind::phi3);
+  // With parse_special the markers are single control tokens.
+  const auto tok = tokenizer::tokenizer::from_gguf(file);
+  const auto plain = tok.encode("<|user|>", false, true);
+  ASSERT_EQ(plain.size(), 1u);
+  const auto ids = tok.encode(apply(kind::phi3, {{"user", "Hi"}}), false, true);
+  EXPECT_EQ(ids.front(), plain.front());
+  EXPECT_EQ(tok.encode("<|assistant|>", false, true).size(), 1u);
+}
+
+TEST(ChatTemplate, ModelsWithoutATemplateFallBackToChatML) {
+  const auto file = gguf::file::open(chorus_test::model_path("stories260K.gguf"));
+  const auto choice = tokenizer::choose_chat_template(file);
+  EXPECT_EQ(choice.kind, kind::chatml);
+  EXPECT_TRUE(choice.fell_back);
+  EXPECT_NE(choice.warning.find("no chat template"), std::string::npos);
+}
+
+TEST(ChatTemplate, UnknownTemplatesFallBackWithAWarning) {
+  for (std::string_view source : {"", "{{ messages }}", "### Instruction:\n{{ prompt }}\n### Response:", "<|turn|>user"}) {
+    EXPECT_EQ(tokenizer::detect_chat_template(source), kind::unknown) << source;
+    const auto choice = tokenizer::choose_chat_template(source);
+    EXPECT_EQ(choice.kind, tokenizer::default_chat_template);
+    EXPECT_EQ(choice.kind, kind::chatml);
+    EXPECT_TRUE(choice.fell_back);
+    EXPECT_FALSE(choice.warning.empty());
+  }
+}
+
+TEST(ChatTemplate, ChoiceByName) {
+  for (const auto k : {kind::chatml, kind::llama2, kind::llama3, kind::mistral_v1, kind::mistral_v3,
+                       kind::mistral_v3_tekken, kind::mistral_v7, kind::phi3, kind::gemma}) {
+    EXPECT_EQ(tokenizer::chat_template_from_name(tokenizer::to_string(k)), k);
+  }
+  EXPECT_EQ(tokenizer::chat_template_from_name("ChatML"), kind::chatml);
+  EXPECT_EQ(tokenizer::chat_template_from_name("mistral_v3_tekken"), kind::mistral_v3_tekken);
+  EXPECT_EQ(tokenizer::chat_template_from_name("qwen2"), kind::chatml);
+  EXPECT_EQ(tokenizer::chat_template_from_name("gemma3"), kind::gemma);
+  EXPECT_EQ(tokenizer::to_string(kind::unknown), "unknown");
+  expect_error(errc::invalid_argument, "unknown name 'vicuna' (valid: chatml, llama2, llama3, mistral-v1",
+               [] { (void)tokenizer::chat_template_from_name("vicuna"); });
+  expect_error(errc::invalid_argument, "''", [] { (void)tokenizer::chat_template_from_name(""); });
+}
+
+TEST(ChatTemplate, RejectsWhatAFormatCannotExpress) {
+  expect_error(errc::invalid_argument, "message 1 has role 'tool'",
+               [] { (void)apply(kind::mistral_v7, {{"user", "a"}, {"tool", "b"}}); });
+  expect_error(errc::invalid_argument, "role 'narrator'", [] { (void)apply(kind::gemma, {{"narrator", "x"}}); });
+  expect_error(errc::invalid_argument, "role 'tool'", [] { (void)apply(kind::phi3, {{"tool", "x"}}); });
+  expect_error(errc::invalid_argument, "message 0 has role ''", [] { (void)apply(kind::chatml, {{"", "x"}}); });
+  for (const auto k : {kind::llama2, kind::mistral_v1, kind::mistral_v3, kind::mistral_v3_tekken, kind::gemma}) {
+    expect_error(errc::invalid_argument, "message 2 is a system message",
+                 [k] { (void)apply(k, {{"user", "a"}, {"assistant", "b"}, {"system", "c"}}); });
+  }
+  expect_error(errc::invalid_argument, "no format chosen", [] { (void)apply(kind::unknown, conversation); });
+}
+
+}  // namespace
