@@ -185,13 +185,50 @@ TEST(Tokenizer, MalformedAndLargeInputNeverCrash) {
   EXPECT_THROW(spm.token_to_piece(32000), chorus::error);
 }
 
-TEST(Tokenizer, UnsupportedVocabulariesAreNamed) {
+// A small byte-level BPE vocabulary written with the GGUF writer: 256 byte tokens, one merge.
+gguf::file write_bpe_vocab(const std::filesystem::path& path, std::string_view model, std::string_view pre) {
+  gguf::writer w;
+  w.set("general.architecture", std::string_view("llama"));
+  w.set("tokenizer.ggml.model", model);
+  if (!pre.empty()) w.set("tokenizer.ggml.pre", pre);
+  std::vector<std::string> tokens;
+  for (int b = 0; b < 256; ++b) tokens.push_back(std::string(1, static_cast<char>('!' + b % 90)) + std::to_string(b));
+  tokens[0] = "a";
+  tokens[1] = "b";
+  tokens.push_back("ab");
+  w.set_array("tokenizer.ggml.tokens", tokens);
+  w.set_array("tokenizer.ggml.merges", std::vector<std::string>{"a b"});
+  w.set("tokenizer.ggml.add_bos_token", false);
+  w.write(path);
+  return gguf::file::open(path);
+}
+
+TEST(Tokenizer, UnsupportedTokenizerModelIsNamed) {
+  const auto path = std::filesystem::temp_directory_path() / "chorus_test_bert_vocab.gguf";
   try {
-    tokenizer::tokenizer::from_gguf(gguf::file::open(chorus_test::golden_dir() / "tokenizer/ggml-vocab-falcon.gguf"));
-    FAIL();
+    tokenizer::tokenizer::from_gguf(write_bpe_vocab(path, "bert", "default"));
+    FAIL() << "a 'bert' vocabulary was accepted";
   } catch (const chorus::error& e) {
     EXPECT_EQ(e.kind(), errc::unsupported);
-    EXPECT_NE(std::string(e.what()).find("falcon"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("'bert'"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
+TEST(Tokenizer, UnknownPreTokenizerFallsBackToDefaultAndSaysSo) {
+  const auto path = std::filesystem::temp_directory_path() / "chorus_test_unknown_pre.gguf";
+  const auto unknown = tokenizer::tokenizer::from_gguf(write_bpe_vocab(path, "gpt2", "no-such-pre-tokenizer"));
+  EXPECT_TRUE(unknown.vocabulary().pre_tokenizer_is_fallback());
+  EXPECT_EQ(unknown.vocabulary().pre_tokenizer(), "no-such-pre-tokenizer");
+  EXPECT_EQ(unknown.vocabulary().pre_kind(), tokenizer::pre_tokenizer_kind::default_bpe);
+  std::filesystem::remove(path);
+
+  // Every named pre-tokenizer of the golden vocabularies is known (none falls back).
+  for (const char* name : {"deepseek-llm", "falcon", "gpt-2"}) {
+    const auto file = gguf::file::open(chorus_test::golden_dir() / ("tokenizer/ggml-vocab-" + std::string(name) + ".gguf"));
+    const auto known = tokenizer::tokenizer::from_gguf(file);
+    EXPECT_FALSE(known.vocabulary().pre_tokenizer_is_fallback()) << name;
+    EXPECT_EQ(known.vocabulary().pre_tokenizer(), name);
   }
 }
 

@@ -114,7 +114,10 @@ int run(std::span<const std::string_view> args) {
   std::map<std::string, std::shared_ptr<const generate::language_model>> loaded;  // one copy per file
   auto load = [&](const std::string& path) {
     auto& m = loaded[path];
-    if (!m) m = generate::language_model::load(path);
+    if (!m) {
+      m = generate::language_model::load(path);
+      chorus_cli::warn_about(m->tokens().vocabulary(), path);
+    }
     return m;
   };
   std::vector<fusion::any_member> members;

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "command.hpp"
+#include "common.hpp"
 
 namespace {
 
@@ -19,6 +20,7 @@ int run(std::span<const std::string_view> args) {
   const bool json = a.flag("json");
   a.reject_unknown();
   const auto model = chorus::generate::language_model::load(model_path);
+  chorus_cli::warn_about(model->tokens().vocabulary(), model_path);
   const auto ids = model->tokens().encode(prompt, true, false);
   if (ids.empty()) throw chorus_cli::usage_error("the prompt has no tokens");
   chorus::model::context ctx(model->network(), {.n_ctx = static_cast<std::uint32_t>(ids.size() + 1), .threads = threads});

@@ -23,6 +23,7 @@ int run(std::span<const std::string_view> args) {
   a.reject_unknown();
 
   const auto model = chorus::generate::language_model::load(model_path);
+  chorus_cli::warn_about(model->tokens().vocabulary(), model_path);
   chorus::generate::session session(model, {.threads = threads});
   const auto result = session.complete(prompt, opts, [&](const chorus::generate::token_event& e) {
     if (!json) {

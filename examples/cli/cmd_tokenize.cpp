@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "common.hpp"
 
 namespace {
 
@@ -30,6 +31,7 @@ int run(std::span<const std::string_view> args) {
   }
   const auto file = chorus::gguf::file::open(model_path);
   const auto tk = chorus::tokenizer::tokenizer::from_gguf(file);
+  chorus_cli::warn_about(tk.vocabulary(), model_path);
   const auto ids = tk.encode(text, !no_bos, special);
   if (json) {
     // Pieces are strings: valid UTF-8 as is, other bytes as \u00XX of the byte value.
