@@ -74,7 +74,12 @@ BENCHMARK(gemv<quant::block_q4_k>) CHORUS_GEMV_SHAPES;
 BENCHMARK(gemv<quant::block_q5_k>) CHORUS_GEMV_SHAPES;
 BENCHMARK(gemv<quant::block_q6_k>) CHORUS_GEMV_SHAPES;
 BENCHMARK(gemv<fp16>) CHORUS_GEMV_SHAPES;
+BENCHMARK(gemv<bf16>) CHORUS_GEMV_SHAPES;
+BENCHMARK(gemv<float>) CHORUS_GEMV_SHAPES;
 BENCHMARK(gemm<quant::block_q4_0>)->Args({4096, 4096})->Unit(benchmark::kMillisecond);
+BENCHMARK(gemm<quant::block_q4_1>)->Args({4096, 4096})->Unit(benchmark::kMillisecond);
+BENCHMARK(gemm<quant::block_q5_0>)->Args({4096, 4096})->Unit(benchmark::kMillisecond);
+BENCHMARK(gemm<quant::block_q5_1>)->Args({4096, 4096})->Unit(benchmark::kMillisecond);
 BENCHMARK(gemm<quant::block_q8_0>)->Args({4096, 4096})->Unit(benchmark::kMillisecond);
 BENCHMARK(gemm<quant::block_q4_k>)->Args({4096, 4096})->Unit(benchmark::kMillisecond);
 

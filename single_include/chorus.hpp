@@ -1606,10 +1606,102 @@ float dot_reference(const Block* w, const block_q8_k* a, std::size_t n_blocks) n
   return sum;
 }
 
-// A simple quantizer for the K formats: per sub-block a least-squares-free min/max fit,
-// sub-block scales (and minimums) quantized to `ScaleLevels` levels relative to the
-// super-block's d (dmin). It is not the reference's iterative search (errors are somewhat
-// larger) but produces valid blocks; chorus uses it for synthetic benchmark models.
+// The quantizer: a search over candidate step sizes per sub-block with a least-squares refit,
+// then the sub-block scales (and minimums) quantized against the super-block's d (dmin), then
+// the quants recomputed with the scales as stored.
+//
+// Per sub-block, for 21 candidate inverse steps around the one that maps the value range onto
+// the quant range exactly (range * (levels - 1 +- 1) in steps of 0.1), the quants are rounded
+// and clamped, the best scale (and offset) for those quants is solved by least squares, and the
+// candidate with the smallest squared error wins. Formats without minimums map the value of
+// largest magnitude to the most negative level (one more level on that side) and keep signed
+// scales. This follows the idea of the reference K-quant search but not its details: errors are
+// unweighted (the reference weights them by x^2 or by importance data, which chorus does not
+// take), and the super-block scales are not refined afterwards. Relative RMS error on Gaussian
+// data (measured): Q2_K 0.27, Q3_K 0.14, Q4_K 0.071, Q5_K 0.036, Q6_K 0.017; on the spm512
+// models' F16 weights at most the error of the GGUF files' own K-quant tensors (tests/test_kquant.cpp).
+namespace detail {
+
+inline constexpr int search_steps = 10;  // candidates -10..10
+inline constexpr float search_delta = 0.1f;
+
+// x ~ scale * q - min with q in [0, qmax], scale >= 0, min >= 0.
+inline void fit_affine(const float* x, int n, int qmax, float& scale, float& minimum) noexcept {
+  float lo = x[0], hi = x[0];
+  for (int i = 1; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  lo = std::min(lo, 0.0f);  // the offset is a minimum subtracted: it cannot be positive
+  scale = 0.0f;
+  minimum = -lo;
+  if (hi <= lo) return;
+  float best = INFINITY;
+  for (int k = -search_steps; k <= search_steps; ++k) {
+    const float iscale = (static_cast<float>(qmax) + search_delta * static_cast<float>(k)) / (hi - lo);
+    double sq = 0, sqq = 0, sx = 0, sxq = 0;
+    int q[32];
+    for (int i = 0; i < n; ++i) {
+      q[i] = std::clamp(static_cast<int>(std::lround(iscale * (x[i] - lo))), 0, qmax);
+      sq += q[i];
+      sqq += static_cast<double>(q[i]) * q[i];
+      sx += x[i];
+      sxq += static_cast<double>(x[i]) * q[i];
+    }
+    const double det = n * sqq - sq * sq;
+    if (det <= 0) continue;
+    double s = (n * sxq - sq * sx) / det;
+    double b = (sqq * sx - sq * sxq) / det;
+    if (b > 0) {  // would need a negative minimum: refit through the origin
+      b = 0;
+      s = sxq / sqq;
+    }
+    if (s <= 0) continue;
+    double err = 0;
+    for (int i = 0; i < n; ++i) {
+      const double e = s * q[i] + b - x[i];
+      err += e * e;
+    }
+    if (err < best) {
+      best = static_cast<float>(err);
+      scale = static_cast<float>(s);
+      minimum = static_cast<float>(-b);
+    }
+  }
+}
+
+// x ~ scale * q with q in [-offset, qmax - offset]; the sign of scale is free.
+inline float fit_symmetric(const float* x, int n, int offset, int qmax) noexcept {
+  float amax = 0.0f, max = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  }
+  if (amax == 0.0f) return 0.0f;
+  float best = INFINITY, scale = 0.0f;
+  for (int k = -search_steps; k <= search_steps; ++k) {
+    const float iscale = -(static_cast<float>(offset) + search_delta * static_cast<float>(k)) / max;
+    double sxq = 0, sqq = 0, sxx = 0;
+    for (int i = 0; i < n; ++i) {
+      const int q = std::clamp(static_cast<int>(std::lround(iscale * x[i])), -offset, qmax - offset);
+      sxq += static_cast<double>(x[i]) * q;
+      sqq += static_cast<double>(q) * q;
+      sxx += static_cast<double>(x[i]) * x[i];
+    }
+    if (sqq <= 0) continue;
+    const double err = sxx - sxq * sxq / sqq;  // residual of the least-squares scale
+    if (err < best) {
+      best = static_cast<float>(err);
+      scale = static_cast<float>(sxq / sqq);
+    }
+  }
+  return scale;
+}
+
+}  // namespace detail
+
 template <class Block>
 void quantize(const float* in, Block* out, std::size_t n) noexcept {
   using traits = block_traits<Block>;
@@ -1622,37 +1714,40 @@ void quantize(const float* in, Block* out, std::size_t n) noexcept {
     float scale[16] = {};
     float minimum[16] = {};
     for (int s = 0; s < n_sub; ++s) {
-      float lo = x[s * sub], hi = x[s * sub];
-      for (int i = s * sub; i < (s + 1) * sub; ++i) {
-        lo = std::min(lo, x[i]);
-        hi = std::max(hi, x[i]);
-      }
       if constexpr (traits::has_mins) {
-        lo = std::min(lo, 0.0f);  // min is stored as a positive offset subtracted
-        scale[s] = (hi - lo) / static_cast<float>(qmax);
-        minimum[s] = -lo;
+        detail::fit_affine(x + s * sub, sub, qmax, scale[s], minimum[s]);
       } else {
-        const float amax = std::max(std::fabs(lo), std::fabs(hi));
-        scale[s] = amax / static_cast<float>(traits::quant_offset);
+        scale[s] = detail::fit_symmetric(x + s * sub, sub, traits::quant_offset, qmax);
       }
     }
-    float max_scale = 0.0f, max_min = 0.0f;
-    for (int s = 0; s < n_sub; ++s) {
-      max_scale = std::max(max_scale, scale[s]);
-      max_min = std::max(max_min, minimum[s]);
-    }
-    const float d = max_scale / static_cast<float>(traits::has_mins ? smax : smax / 2);
-    const float dmin = max_min / static_cast<float>(smax);
     unpacked u{};
-    u.d = fp16(d).to_float();
-    u.dmin = fp16(dmin).to_float();
+    if constexpr (traits::has_mins) {
+      float max_scale = 0.0f, max_min = 0.0f;
+      for (int s = 0; s < n_sub; ++s) {
+        max_scale = std::max(max_scale, scale[s]);
+        max_min = std::max(max_min, minimum[s]);
+      }
+      u.d = fp16(max_scale / static_cast<float>(smax)).to_float();
+      u.dmin = fp16(max_min / static_cast<float>(smax)).to_float();
+    } else {
+      // signed scales in [-(levels / 2), levels / 2 - 1]: the largest maps to the negative end
+      float amax = 0.0f, max = 0.0f;
+      for (int s = 0; s < n_sub; ++s) {
+        if (std::fabs(scale[s]) > amax) {
+          amax = std::fabs(scale[s]);
+          max = scale[s];
+        }
+      }
+      u.d = fp16(-max / static_cast<float>(traits::scale_levels / 2)).to_float();
+      u.dmin = 0.0f;
+    }
     for (int s = 0; s < n_sub; ++s) {
-      int sc = u.d > 0.0f ? static_cast<int>(std::lround(scale[s] / u.d)) : 0;
+      int sc = u.d != 0.0f ? static_cast<int>(std::lround(scale[s] / u.d)) : 0;
       if constexpr (traits::has_mins) {
         sc = std::clamp(sc, 0, smax);
         u.mins[s] = u.dmin > 0.0f ? std::clamp(static_cast<int>(std::lround(minimum[s] / u.dmin)), 0, smax) : 0;
       } else {
-        sc = std::clamp(sc, -(smax + 1) / 2, smax / 2);
+        sc = std::clamp(sc, -traits::scale_levels / 2, traits::scale_levels / 2 - 1);
       }
       u.scales[s] = sc;
       const float step = u.d * static_cast<float>(sc);
@@ -2684,8 +2779,149 @@ inline void dot_s8_2x16(const std::int8_t* a, const std::int8_t* b, std::int32_t
 
 }  // namespace chorus::inline CHORUS_ABI::simd
 // ---- end chorus/simd/int8_dot.hpp ----
+// ---- begin chorus/simd/dot_small.hpp ----
+// chorus — fused dot kernels for the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with
+// their 8-bit activations (x86 AVX2, AVX-512 VNNI/BW where present): unpack in registers, no
+// scratch round-trip, no horizontal sum per block.
+//
+// Per block b: the 32 weight quants q (one __m256i; unsigned for the affine formats, signed
+// for the others) meet the activation bytes in dpbusd / maddubs, giving the reference's
+// integer sumi_b exactly, spread over 8 int32 lanes. Those lanes are converted to float
+// (exact: |lane| < 2^24) and multiplied by the reference's scale d_w * d_a in a float vector
+// accumulator; the affine formats' m_w * s_a term goes to a scalar accumulator. So each
+// per-block term is the reference's, and only the order of the float additions differs.
+// Both sums are at most n_blocks / 2 + 5 (SIMD) and n_blocks (reference) rounding steps deep,
+// each step erring by at most eps / 2 of the magnitudes summed, so
+//   |dot - dot_reference| <= eps * (n_blocks + 8) * M,
+//   M = sum_b (|d_w * d_a| * sum_i |q_i * a_i| + |m_w * s_a|)
+// (M counts element magnitudes, not |sumi_b|: the 8 lanes of one block may cancel).
+// tests/test_simd.cpp checks exactly this bound.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace chorus::inline CHORUS_ABI::simd::sb {
+
+#if defined(__AVX2__) && defined(__FMA__)
+#define CHORUS_HAVE_FUSED_SMALL_DOT 1
+
+// Low nibbles -> bytes 0..15 (elements 0..15), high nibbles -> bytes 16..31.
+CHORUS_ALWAYS_INLINE __m256i nibbles(const std::uint8_t* qs) noexcept {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4), _mm_and_si128(bytes, low4));
+}
+
+// 0x10 in byte j where bit j of the little-endian 32-bit qh is set (the fifth bit of Q5_x).
+CHORUS_ALWAYS_INLINE __m256i fifth_bits(const std::uint8_t* qh) noexcept {
+  std::uint32_t high;
+  std::memcpy(&high, qh, 4);
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+  return _mm256_maskz_mov_epi8(static_cast<__mmask32>(high), _mm256_set1_epi8(0x10));
+#else
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(high)),
+      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+#endif
+}
+
+// The 32 quants of a block in element order, as the traits' unpack() gives them.
+CHORUS_ALWAYS_INLINE __m256i quants(const quant::block_q8_0& b) noexcept {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+}
+CHORUS_ALWAYS_INLINE __m256i quants(const quant::block_q4_0& b) noexcept {
+  return _mm256_sub_epi8(nibbles(b.qs), _mm256_set1_epi8(8));
+}
+CHORUS_ALWAYS_INLINE __m256i quants(const quant::block_q4_1& b) noexcept { return nibbles(b.qs); }
+CHORUS_ALWAYS_INLINE __m256i quants(const quant::block_q5_0& b) noexcept {
+  return _mm256_sub_epi8(_mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh)), _mm256_set1_epi8(16));
+}
+CHORUS_ALWAYS_INLINE __m256i quants(const quant::block_q5_1& b) noexcept {
+  return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh));
+}
+
+// sumi over 8 int32 lanes. The affine formats' quants are unsigned (0..31): they go straight
+// into the u8 x s8 instructions; signed quants move their sign onto the activations first.
+template <bool UnsignedWeights>
+CHORUS_ALWAYS_INLINE __m256i lanes(__m256i w, __m256i a) noexcept {
+  if constexpr (UnsignedWeights) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, a);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1));  // 2 * 31 * 127 < 2^15
+#endif
+  } else {
+    return dot_s8_lanes(w, a);
+  }
+}
+
+CHORUS_ALWAYS_INLINE float hsum(__m256 v) noexcept {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// One unpacked weight block: quants, scale, offset (0 for the symmetric formats).
+struct unpacked {
+  __m256i q;
+  float d;
+  float m;
+};
+
+// The kernel, over a source of unpacked blocks: src(b) for b in [0, n). dot() unpacks from the
+// blocks; gemm unpacks a tile once and reads it back for many activation rows. Both go through
+// here, so they add in the same order. Two accumulators alternate between even and odd blocks.
+template <class Block, class Source>
+CHORUS_ALWAYS_INLINE float dot_source(Source&& src, const typename quant::block_traits<Block>::activation* a,
+                                      std::size_t n) noexcept {
+  constexpr bool affine = quant::block_traits<Block>::kind == quant::block_kind::affine;
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  float offset[2] = {0.0f, 0.0f};
+  auto step = [&](std::size_t b, int k) {
+    const unpacked u = src(b);
+    const __m256i sumi = lanes<affine>(u.q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs)));
+    acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(u.d * a[b].d.to_float()), acc[k]);
+    if constexpr (affine) offset[k] += u.m * a[b].s.to_float();
+  };
+  std::size_t b = 0;
+  for (; b + 2 <= n; b += 2) {
+    step(b, 0);
+    step(b + 1, 1);
+  }
+  if (b < n) step(b, 0);
+  return hsum(_mm256_add_ps(acc[0], acc[1])) + (offset[0] + offset[1]);
+}
+
+template <class Block>
+CHORUS_ALWAYS_INLINE unpacked unpack(const Block& b) noexcept {
+  if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) {
+    return {quants(b), b.d.to_float(), b.m.to_float()};
+  } else {
+    return {quants(b), b.d.to_float(), 0.0f};
+  }
+}
+
+template <class Block>
+float dot(const Block* w, const typename quant::block_traits<Block>::activation* a, std::size_t n_blocks) noexcept {
+  return dot_source<Block>([w](std::size_t b) { return unpack(w[b]); }, a, n_blocks);
+}
+
+#endif  // __AVX2__ && __FMA__
+
+}  // namespace chorus::inline CHORUS_ABI::simd::sb
+// ---- end chorus/simd/dot_small.hpp ----
 // ---- begin chorus/simd/float_kernels.hpp ----
-// chorus — float kernels of the forward pass: dot, rmsnorm, softmax, rope, swiglu, add,
+// chorus — float kernels of the forward pass: dot, rmsnorm, softmax, rope, silu, swiglu, add,
 // scale. Each is written once over xsimd::batch<float, Arch> for the architecture the code is
 // compiled for; the scalar versions beside them are the test oracles.
 
@@ -2721,6 +2957,9 @@ inline void softmax(float* x, std::size_t n) noexcept {
   float sum = 0.0f;
   for (std::size_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - max));
   for (std::size_t i = 0; i < n; ++i) x[i] /= sum;
+}
+inline void silu(const float* x, float* out, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) out[i] = x[i] / (1.0f + std::exp(-x[i]));
 }
 inline void swiglu(const float* gate, const float* up, float* out, std::size_t n) noexcept {
   for (std::size_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
@@ -2786,6 +3025,19 @@ void softmax(float* x, std::size_t n) noexcept {
   for (; i < n; ++i) x[i] *= inv;
 }
 
+// out = silu(x) = x / (1 + e^-x) (out may alias x).
+template <class Arch = default_arch>
+void silu(const float* x, float* out, std::size_t n) noexcept {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr std::size_t width = batch::size;
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) {
+    const batch v = batch::load_unaligned(x + i);
+    (v / (1.0f + xsimd::exp(-v))).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
 // out = silu(gate) * up, silu(g) = g / (1 + e^-g).
 template <class Arch = default_arch>
 void swiglu(const float* gate, const float* up, float* out, std::size_t n) noexcept {
@@ -2830,9 +3082,20 @@ void scale(float* x, float factor, std::size_t n) noexcept {
   for (; i < n; ++i) x[i] *= factor;
 }
 
+// The rotation of position `pos` for rope(): cos and sin of pos * base^(-2i / n_rot) for
+// i < n_rot / 2 (llama: n_rot = head_dim). Angles in double, as they grow with the position.
+inline void rope_cos_sin(double pos, double base, std::size_t n_rot, float* cos, float* sin) noexcept {
+  for (std::size_t i = 0; i < n_rot / 2; ++i) {
+    const double angle = pos * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
+    cos[i] = static_cast<float>(std::cos(angle));
+    sin[i] = static_cast<float>(std::sin(angle));
+  }
+}
+
 // Rotary position embedding, "normal" (GPT-J style) mode: adjacent pairs (x[2i], x[2i+1]) of
 // the first n_rot dimensions of each head rotated by the angle pos * theta_i, with cos/sin
-// (n_rot / 2 values) precomputed for the position.
+// (n_rot / 2 values) precomputed for the position (rope_cos_sin). Scalar on purpose: a few
+// hundred multiply-adds per token, not worth a deinterleaving kernel; it is its own reference.
 inline void rope(float* x, std::size_t n_heads, std::size_t head_dim, std::size_t n_rot, const float* cos,
                  const float* sin) noexcept {
   for (std::size_t h = 0; h < n_heads; ++h) {
@@ -2870,15 +3133,384 @@ inline void float_to_fp16(const float* in, fp16* out, std::size_t n) noexcept {
 // ---- end chorus/simd/float_kernels.hpp ----
 // ---- begin chorus/simd/dot.hpp ----
 // chorus — dot products of a row of weight blocks with a row of activation blocks, for every
-// block format. One kernel per format family over the traits' unpacking: 32-element blocks
-// unpack to int8 and meet the activation quants in the int8 primitive (int8_dot.hpp);
-// K-quant super-blocks unpack to int8 with integer sub-block scales; float formats use the
-// xsimd float dot. The traits' dot_reference is the oracle each one is tested against.
+// block format: the pattern every kernel follows.
+//
+//  - Each format's traits give the scalar reference (dot_reference: integer dot per block,
+//    float scaling per block, summed in block order). It is the test oracle and the fallback.
+//  - simd::dot(w, a, n_blocks) is one overload per format family, chosen by the block type:
+//      32-element blocks (traits have `kind`): dot_small.hpp, unpack to an __m256i of int8
+//        quants in registers, dpbusd (VNNI) / maddubs into int32 lanes, scaled into a float
+//        vector accumulator; without AVX2+FMA, unpack() to scratch + int8_dot.hpp primitive.
+//      K-quant super-blocks (traits have `sub_block_elements`): k_dot.hpp fused kernels, or
+//        unpack() to quant::k_block::unpacked + block_dot() below.
+//      f32/f16/bf16: the xsimd float dot of float_kernels.hpp (16-bit widened by chunks).
+//  - Float work is written once over xsimd::batch<float, Arch>; where xsimd 8.1 has no
+//    operation (int8 multiply-add, VNNI), an arch-specific version with intrinsics sits next
+//    to the portable one, guarded by the ISA macros (__AVX2__, __AVX512VNNI__ && __AVX512VL__),
+//    and is tested against the same reference.
+//  - Per block the SIMD kernels compute the reference's integers and scale exactly; only the
+//    order of float additions differs (bound in dot_small.hpp, tested in tests/test_simd.cpp).
+//  - gemv/gemm (gemv.hpp) call dot() or the same kernels on an unpacked tile; no allocation.
 
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+// ---- begin chorus/simd/k_dot.hpp ----
+// chorus — fused K-quant x Q8_K dot kernels (x86 AVX2, AVX-512 VNNI): unpack and multiply in
+// registers, without the scratch round-trip of the generic unpack + int8-dot path.
+//
+// Every K format is handled in the same shape. A super-block is 8 chunks of 32 weights; each
+// chunk unpacks to 32 *unsigned* bytes u (Q2_K 0..3, Q3_K 0..7, Q4_K 0..15, Q5_K 0..31,
+// Q6_K 0..63) that meet the signed activation bytes in maddubs (u8 x s8 -> pairs of int16, no
+// saturation: 2 * 63 * 127 < 2^15). The pairs are multiplied by the integer sub-block scales
+// and summed to int32 (madd, or VNNI dpwssd which also accumulates). The formats whose quants
+// are signed (Q3_K: u - 4, Q6_K: u - 32) subtract offset * scale * bsum per 16-element group,
+// and the minimums of Q2_K/Q4_K/Q5_K go through the bsums as in the reference. The result is
+// therefore the reference's integers exactly, and the per-block float expression is the
+// reference's: SIMD equals dot_reference up to the compiler's FMA contraction of that
+// expression (tested at a few 1e-7 of the sum of per-block magnitudes).
+
+#include <cstdint>
+#include <cstring>
+
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace chorus::inline CHORUS_ABI::simd::kq {
+
+#if defined(__AVX2__)
+#define CHORUS_HAVE_FUSED_K_DOT 1
+
+// acc += pairs (16 x int16) * scales (16 x int16), adjacent products summed into int32 lanes.
+CHORUS_ALWAYS_INLINE __m256i scaled_add(__m256i acc, __m256i pairs, __m256i scales) noexcept {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpwssd_epi32(acc, pairs, scales);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales));
+#endif
+}
+
+CHORUS_ALWAYS_INLINE std::int32_t hsum(__m256i v) noexcept {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Sub-block scales arranged for one in-lane word shuffle per chunk (see chunk_scales).
+// 16 scales of 16 elements (signed bytes): even scales in the low 128 bits, odd in the high.
+CHORUS_ALWAYS_INLINE __m256i spread_16_scales(__m128i bytes) noexcept {
+  const __m128i even_odd = _mm_shuffle_epi8(bytes, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+  return _mm256_cvtepi8_epi16(even_odd);
+}
+// 8 scales of 32 elements (bytes 0..7, unsigned): the same 8 words in both halves.
+CHORUS_ALWAYS_INLINE __m256i spread_8_scales(__m128i bytes) noexcept {
+  return _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(bytes));
+}
+// Word c of each 128-bit half broadcast over that half: for 16-element sub-blocks, scale 2c
+// for the chunk's first 16 bytes and 2c + 1 for the next 16; for 32-element ones, scale c.
+CHORUS_ALWAYS_INLINE __m256i chunk_scales(__m256i spread, int c) noexcept {
+  return _mm256_shuffle_epi8(spread, _mm256_set1_epi16(static_cast<short>(0x0100 + 0x0202 * c)));
+}
+
+CHORUS_ALWAYS_INLINE __m256i load(const void* p) noexcept { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// One chunk's contribution: maddubs of the unsigned quants with the activation bytes, scaled.
+CHORUS_ALWAYS_INLINE __m256i chunk(__m256i acc, __m256i u, const std::int8_t* a, __m256i spread, int c) noexcept {
+  return scaled_add(acc, _mm256_maddubs_epi16(u, load(a + 32 * c)), chunk_scales(spread, c));
+}
+
+CHORUS_ALWAYS_INLINE __m256i bsums(const quant::block_q8_k& a) noexcept { return load(a.bsums); }
+
+// Q4_K and Q5_K: eight 6-bit scales and minimums from the 12-byte packing (see q4_k.hpp),
+// four at a time in 32-bit words.
+CHORUS_ALWAYS_INLINE void scales_6bit(const std::uint8_t* s, __m128i& scales, __m128i& mins) noexcept {
+  std::uint32_t w[3];
+  std::memcpy(w, s, 12);
+  const std::uint32_t scales_lo = w[0] & 0x3F3F3F3Fu;
+  const std::uint32_t mins_lo = w[1] & 0x3F3F3F3Fu;
+  const std::uint32_t scales_hi = (w[2] & 0x0F0F0F0Fu) | (((w[0] >> 6) & 0x03030303u) << 4);
+  const std::uint32_t mins_hi = ((w[2] >> 4) & 0x0F0F0F0Fu) | (((w[1] >> 6) & 0x03030303u) << 4);
+  scales = _mm_setr_epi32(static_cast<int>(scales_lo), static_cast<int>(scales_hi), 0, 0);
+  mins = _mm_setr_epi32(static_cast<int>(mins_lo), static_cast<int>(mins_hi), 0, 0);
+}
+
+// sum over sub-blocks of 32 of min[j] * (bsum[2j] + bsum[2j + 1])
+CHORUS_ALWAYS_INLINE std::int32_t mins_32(__m128i mins, const quant::block_q8_k& a) noexcept {
+  return hsum(_mm256_madd_epi16(bsums(a), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins))));
+}
+
+CHORUS_ALWAYS_INLINE float finish(const quant::block_q8_k& a, float d, float dmin, std::int32_t sumi, std::int32_t summ) noexcept {
+  return a.d * (d * static_cast<float>(sumi) - dmin * static_cast<float>(summ));
+}
+
+inline float block_dot(const quant::block_q4_k& b, const quant::block_q8_k& a) noexcept {
+  __m128i sc, mn;
+  scales_6bit(b.scales, sc, mn);
+  const __m256i spread = spread_8_scales(sc);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256i acc = _mm256_setzero_si256();
+  for (int k = 0; k < 4; ++k) {
+    const __m256i bytes = load(b.qs + 32 * k);
+    acc = chunk(acc, _mm256_and_si256(bytes, low4), a.qs, spread, 2 * k);
+    acc = chunk(acc, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4), a.qs, spread, 2 * k + 1);
+  }
+  return finish(a, b.d.to_float(), b.dmin.to_float(), hsum(acc), mins_32(mn, a));
+}
+
+inline float block_dot(const quant::block_q5_k& b, const quant::block_q8_k& a) noexcept {
+  __m128i sc, mn;
+  scales_6bit(b.scales, sc, mn);
+  const __m256i spread = spread_8_scales(sc);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i bit4 = _mm256_set1_epi8(0x10);
+  __m256i qh = load(b.qh);  // bit c of byte l: fifth bit of element 32c + l
+  __m256i acc = _mm256_setzero_si256();
+  for (int k = 0; k < 4; ++k) {
+    const __m256i bytes = load(b.qs + 32 * k);
+    const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(qh, 4), bit4);
+    const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit4);
+    qh = _mm256_srli_epi16(qh, 2);
+    acc = chunk(acc, _mm256_or_si256(_mm256_and_si256(bytes, low4), h0), a.qs, spread, 2 * k);
+    acc = chunk(acc, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4), h1), a.qs, spread, 2 * k + 1);
+  }
+  return finish(a, b.d.to_float(), b.dmin.to_float(), hsum(acc), mins_32(mn, a));
+}
+
+inline float block_dot(const quant::block_q2_k& b, const quant::block_q8_k& a) noexcept {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  const __m256i spread = spread_16_scales(_mm_and_si128(packed, low4));
+  const __m128i mins = _mm_and_si128(_mm_srli_epi16(packed, 4), low4);
+  const __m256i three = _mm256_set1_epi8(3);
+  __m256i acc = _mm256_setzero_si256();
+  for (int n = 0; n < 2; ++n) {
+    __m256i v = load(b.qs + 32 * n);
+    for (int j = 0; j < 4; ++j) {
+      acc = chunk(acc, _mm256_and_si256(v, three), a.qs, spread, 4 * n + j);
+      v = _mm256_srli_epi16(v, 2);
+    }
+  }
+  const std::int32_t summ = hsum(_mm256_madd_epi16(bsums(a), _mm256_cvtepu8_epi16(mins)));
+  return finish(a, b.d.to_float(), b.dmin.to_float(), hsum(acc), summ);
+}
+
+// Q3_K and Q6_K: sum of scale * (u - offset) * a = sum of scale * u * a - offset * scale * bsum.
+CHORUS_ALWAYS_INLINE std::int32_t offset_correction(__m128i signed_scales, const quant::block_q8_k& a) noexcept {
+  return hsum(_mm256_madd_epi16(bsums(a), _mm256_cvtepi8_epi16(signed_scales)));
+}
+
+// Q3_K's 16 6-bit scales: low nibbles in scales[0..7] (k < 8 low, k >= 8 high nibble of byte
+// k % 8), high 2 bits at 2 * (k / 4) of scales[8 + k % 4]; stored with a bias of 32.
+CHORUS_ALWAYS_INLINE __m128i q3_k_scales(const std::uint8_t* packed) noexcept {
+  std::uint64_t lo;
+  std::uint32_t hi;
+  std::memcpy(&lo, packed, 8);
+  std::memcpy(&hi, packed + 8, 4);
+  const __m128i lo_v = _mm_cvtsi64_si128(static_cast<long long>(lo));
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  const __m128i nibbles = _mm_unpacklo_epi64(_mm_and_si128(lo_v, low4), _mm_and_si128(_mm_srli_epi16(lo_v, 4), low4));
+  const __m128i tops = _mm_and_si128(_mm_setr_epi32(static_cast<int>(hi), static_cast<int>(hi >> 2), static_cast<int>(hi >> 4),
+                                                    static_cast<int>(hi >> 6)),
+                                     _mm_set1_epi8(3));
+  return _mm_sub_epi8(_mm_or_si128(nibbles, _mm_slli_epi16(tops, 4)), _mm_set1_epi8(32));
+}
+
+#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define CHORUS_K_DOT_512 1
+// The 512-bit kernels handle two chunks (64 weights) per instruction. Lane L (of 4 x 128 bits)
+// of pair p holds 16 weights of sub-block 4p + L (16-element sub-blocks) or 2p + L / 2
+// (32-element ones); the scales are spread once per block so that one byte shuffle per pair
+// broadcasts each lane's scale over it.
+CHORUS_ALWAYS_INLINE __m512i spread_512(__m256i scale_words, const std::int16_t (&index)[32]) noexcept {
+  return _mm512_permutexvar_epi16(_mm512_loadu_si512(index), _mm512_maskz_broadcast_i64x4(0xFF, scale_words));
+}
+alignas(64) inline constexpr std::int16_t spread_index_16[32] = {0, 4, 8,  12, 0, 0, 0, 0, 1, 5, 9,  13, 0, 0, 0, 0,
+                                                                 2, 6, 10, 14, 0, 0, 0, 0, 3, 7, 11, 15, 0, 0, 0, 0};
+alignas(64) inline constexpr std::int16_t spread_index_8[32] = {0, 2, 4, 6, 0, 0, 0, 0, 0, 2, 4, 6, 0, 0, 0, 0,
+                                                                1, 3, 5, 7, 0, 0, 0, 0, 1, 3, 5, 7, 0, 0, 0, 0};
+
+CHORUS_ALWAYS_INLINE __m512i pair(__m512i acc, __m512i u, const std::int8_t* a, __m512i spread, int p) noexcept {
+  const __m512i scales = _mm512_shuffle_epi8(spread, _mm512_set1_epi16(static_cast<short>(0x0100 + 0x0202 * p)));
+  return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u, _mm512_loadu_si512(a + 64 * p)), scales);
+}
+// (The maskz / blend forms avoid GCC 12's false -Wuninitialized in the unmasked intrinsics.)
+CHORUS_ALWAYS_INLINE __m512i both_halves(const void* p) noexcept { return _mm512_maskz_broadcast_i64x4(0xFF, load(p)); }
+// a per-half shift count: `low` for the first 32 bytes, `high` for the next 32
+CHORUS_ALWAYS_INLINE __m512i half_counts(short low, short high) noexcept {
+  return _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16(low), _mm512_set1_epi16(high));
+}
+CHORUS_ALWAYS_INLINE std::int32_t hsum(__m512i v) noexcept {
+  return hsum(_mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, v, 0), _mm512_maskz_extracti64x4_epi64(0xF, v, 1)));
+}
+
+inline float block_dot_512(const quant::block_q4_k& b, const quant::block_q8_k& a) noexcept {
+  __m128i sc, mn;
+  scales_6bit(b.scales, sc, mn);
+  const __m512i spread = spread_512(_mm256_castsi128_si256(_mm_cvtepu8_epi16(sc)), spread_index_8);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i shifts = half_counts(0, 4);
+  __m512i acc = _mm512_setzero_si512();
+  for (int k = 0; k < 4; ++k) {
+    acc = pair(acc, _mm512_and_si512(_mm512_srlv_epi16(both_halves(b.qs + 32 * k), shifts), low4), a.qs, spread, k);
+  }
+  return finish(a, b.d.to_float(), b.dmin.to_float(), hsum(acc), mins_32(mn, a));
+}
+
+inline float block_dot_512(const quant::block_q5_k& b, const quant::block_q8_k& a) noexcept {
+  __m128i sc, mn;
+  scales_6bit(b.scales, sc, mn);
+  const __m512i spread = spread_512(_mm256_castsi128_si256(_mm_cvtepu8_epi16(sc)), spread_index_8);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
+  const __m512i shifts = half_counts(0, 4);
+  const __m512i high_shifts = half_counts(4, 3);  // bit 2k to bit 4, bit 2k + 1 to bit 4
+  __m512i qh = both_halves(b.qh);
+  __m512i acc = _mm512_setzero_si512();
+  for (int k = 0; k < 4; ++k) {
+    const __m512i low = _mm512_and_si512(_mm512_srlv_epi16(both_halves(b.qs + 32 * k), shifts), low4);
+    const __m512i high = _mm512_and_si512(_mm512_sllv_epi16(qh, high_shifts), bit4);
+    qh = _mm512_srli_epi16(qh, 2);
+    acc = pair(acc, _mm512_or_si512(low, high), a.qs, spread, k);
+  }
+  return finish(a, b.d.to_float(), b.dmin.to_float(), hsum(acc), mins_32(mn, a));
+}
+
+inline float block_dot_512(const quant::block_q2_k& b, const quant::block_q8_k& a) noexcept {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  const __m512i spread = spread_512(_mm256_cvtepi8_epi16(_mm_and_si128(packed, low4)), spread_index_16);
+  const __m128i mins = _mm_and_si128(_mm_srli_epi16(packed, 4), low4);
+  const __m512i three = _mm512_set1_epi8(3);
+  const __m512i shifts = half_counts(0, 2);
+  __m512i acc = _mm512_setzero_si512();
+  for (int n = 0; n < 2; ++n) {
+    __m512i v = both_halves(b.qs + 32 * n);
+    for (int m = 0; m < 2; ++m) {
+      acc = pair(acc, _mm512_and_si512(_mm512_srlv_epi16(v, shifts), three), a.qs, spread, 2 * n + m);
+      v = _mm512_srli_epi16(v, 4);
+    }
+  }
+  const std::int32_t summ = hsum(_mm256_madd_epi16(bsums(a), _mm256_cvtepu8_epi16(mins)));
+  return finish(a, b.d.to_float(), b.dmin.to_float(), hsum(acc), summ);
+}
+
+inline float block_dot_512(const quant::block_q3_k& b, const quant::block_q8_k& a) noexcept {
+  const __m128i scales = q3_k_scales(b.scales);
+  const __m512i spread = spread_512(_mm256_cvtepi8_epi16(scales), spread_index_16);
+  const __m512i three = _mm512_set1_epi8(3);
+  const __m512i bit2 = _mm512_set1_epi8(4);
+  const __m512i shifts = half_counts(0, 2);
+  const __m512i high_shifts = half_counts(2, 1);  // bit 2m to bit 2, bit 2m + 1 to bit 2
+  __m512i hm = both_halves(b.hmask);
+  __m512i acc = _mm512_setzero_si512();
+  for (int n = 0; n < 2; ++n) {
+    __m512i v = both_halves(b.qs + 32 * n);
+    for (int m = 0; m < 2; ++m) {
+      const __m512i low = _mm512_and_si512(_mm512_srlv_epi16(v, shifts), three);
+      const __m512i high = _mm512_and_si512(_mm512_sllv_epi16(hm, high_shifts), bit2);
+      acc = pair(acc, _mm512_or_si512(low, high), a.qs, spread, 2 * n + m);
+      v = _mm512_srli_epi16(v, 4);
+      hm = _mm512_srli_epi16(hm, 2);
+    }
+  }
+  const std::int32_t sumi = hsum(acc) - (offset_correction(scales, a) << 2);
+  return finish(a, b.d.to_float(), 0.0f, sumi, 0);
+}
+
+inline float block_dot_512(const quant::block_q6_k& b, const quant::block_q8_k& a) noexcept {
+  const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+  const __m512i spread = spread_512(_mm256_cvtepi8_epi16(scales), spread_index_16);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i high2 = _mm512_set1_epi8(0x30);
+  const __m512i up = half_counts(4, 2);    // qh bits 0-1 / 2-3 to bits 4-5
+  const __m512i down = half_counts(0, 2);  // qh bits 4-5 / 6-7 to bits 4-5
+  __m512i acc = _mm512_setzero_si512();
+  for (int n = 0; n < 2; ++n) {
+    const __m512i ql = _mm512_loadu_si512(b.ql + 64 * n);  // ql0 | ql1
+    const __m512i qh = both_halves(b.qh + 32 * n);
+    acc = pair(acc, _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_and_si512(_mm512_sllv_epi16(qh, up), high2)), a.qs,
+               spread, 2 * n);
+    acc = pair(acc,
+               _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4), _mm512_and_si512(_mm512_srlv_epi16(qh, down), high2)),
+               a.qs, spread, 2 * n + 1);
+  }
+  const std::int32_t sumi = hsum(acc) - (offset_correction(scales, a) << 5);
+  return finish(a, b.d.to_float(), 0.0f, sumi, 0);
+}
+#else
+#define CHORUS_K_DOT_512 0
+#endif
+
+inline float block_dot(const quant::block_q3_k& b, const quant::block_q8_k& a) noexcept {
+  const __m128i scales = q3_k_scales(b.scales);
+  const __m256i spread = spread_16_scales(scales);
+  const __m256i three = _mm256_set1_epi8(3);
+  const __m256i bit2 = _mm256_set1_epi8(4);
+  __m256i hm = load(b.hmask);  // bit 4n + j of byte l: high bit of element 128n + 32j + l
+  __m256i acc = _mm256_setzero_si256();
+  for (int n = 0; n < 2; ++n) {
+    __m256i v = load(b.qs + 32 * n);
+    for (int j = 0; j < 4; ++j) {
+      const __m256i u = _mm256_or_si256(_mm256_and_si256(v, three), _mm256_and_si256(_mm256_slli_epi16(hm, 2), bit2));
+      acc = chunk(acc, u, a.qs, spread, 4 * n + j);
+      v = _mm256_srli_epi16(v, 2);
+      hm = _mm256_srli_epi16(hm, 1);
+    }
+  }
+  return finish(a, b.d.to_float(), 0.0f, hsum(acc) - (offset_correction(scales, a) << 2), 0);
+}
+
+inline float block_dot(const quant::block_q6_k& b, const quant::block_q8_k& a) noexcept {
+  const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+  const __m256i spread = spread_16_scales(scales);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i high2 = _mm256_set1_epi8(0x30);
+  __m256i acc = _mm256_setzero_si256();
+  for (int n = 0; n < 2; ++n) {
+    const __m256i ql0 = load(b.ql + 64 * n);
+    const __m256i ql1 = load(b.ql + 64 * n + 32);
+    const __m256i qh = load(b.qh + 32 * n);
+    acc = chunk(acc, _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), high2)), a.qs,
+                spread, 4 * n);
+    acc = chunk(acc, _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), high2)), a.qs,
+                spread, 4 * n + 1);
+    acc = chunk(acc, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_and_si256(qh, high2)), a.qs,
+                spread, 4 * n + 2);
+    acc = chunk(acc,
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 2), high2)),
+                a.qs, spread, 4 * n + 3);
+  }
+  return finish(a, b.d.to_float(), 0.0f, hsum(acc) - (offset_correction(scales, a) << 5), 0);
+}
+
+// A row of n_blocks super-blocks against as many activation blocks, summed block by block in
+// order (the reference's summation order).
+template <class Block>
+float dot(const Block* w, const quant::block_q8_k* a, std::size_t n_blocks) noexcept {
+  float sum = 0.0f;
+#if CHORUS_K_DOT_512
+  for (std::size_t b = 0; b < n_blocks; ++b) sum += block_dot_512(w[b], a[b]);
+#else
+  for (std::size_t b = 0; b < n_blocks; ++b) sum += block_dot(w[b], a[b]);
+#endif
+  return sum;
+}
+
+#else
+#define CHORUS_HAVE_FUSED_K_DOT 0
+#endif
+
+}  // namespace chorus::inline CHORUS_ABI::simd::kq
+// ---- end chorus/simd/k_dot.hpp ----
 
 namespace chorus::inline CHORUS_ABI::simd {
 
@@ -2929,15 +3561,21 @@ CHORUS_ALWAYS_INLINE const std::int8_t* unpack_quants(const Block& b, std::int8_
 template <class Block>
   requires detail::small_block<Block>
 float dot(const Block* w, const typename quant::block_traits<Block>::activation* a, std::size_t n_blocks) noexcept {
+#if defined(CHORUS_HAVE_FUSED_SMALL_DOT)
+  return sb::dot(w, a, n_blocks);  // unpack in registers, vector accumulation (dot_small.hpp)
+#else
   alignas(32) std::int8_t q[32];
   float sum = 0.0f;
   for (std::size_t b = 0; b < n_blocks; ++b) {
     sum += block_dot<Block>(unpack_quants(w[b], q), w[b].d.to_float(), block_offset(w[b]), a[b]);
   }
   return sum;
+#endif
 }
 
-// One unpacked K-quant super-block against one Q8_K activation block.
+// One unpacked K-quant super-block against one Q8_K activation block (the portable path, and
+// gemm's, which unpacks a tile once for many activation rows; dot() uses the fused x86 kernels
+// of k_dot.hpp where they exist).
 template <class Block>
   requires detail::k_block<Block>
 CHORUS_ALWAYS_INLINE float block_dot(const quant::k_block::unpacked& u, const quant::block_q8_k& a) noexcept {
@@ -2964,6 +3602,9 @@ CHORUS_ALWAYS_INLINE float block_dot(const quant::k_block::unpacked& u, const qu
 template <class Block>
   requires detail::k_block<Block>
 float dot(const Block* w, const quant::block_q8_k* a, std::size_t n_blocks) noexcept {
+#if CHORUS_HAVE_FUSED_K_DOT
+  return kq::dot(w, a, n_blocks);  // unpack in registers (k_dot.hpp)
+#endif
   alignas(32) quant::k_block::unpacked u;
   float sum = 0.0f;
   for (std::size_t b = 0; b < n_blocks; ++b) {
@@ -2979,6 +3620,23 @@ inline float dot(const float* w, const float* a, std::size_t n) noexcept { retur
 template <class Half>
   requires std::is_same_v<Half, fp16> || std::is_same_v<Half, bf16>
 float dot(const Half* w, const Half* a, std::size_t n) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<Half, fp16>) {
+    // xsimd 8.1 has no fp16 conversion: widen 16 halves of each with vcvtph2ps and fma in
+    // registers (the products are exact in float; only the summation order differs)
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    auto widen = [](const fp16* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); };
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      acc0 = _mm512_fmadd_ps(widen(w + i), widen(a + i), acc0);
+      acc1 = _mm512_fmadd_ps(widen(w + i + 16), widen(a + i + 16), acc1);
+    }
+    for (; i + 16 <= n; i += 16) acc0 = _mm512_fmadd_ps(widen(w + i), widen(a + i), acc0);
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; i < n; ++i) sum += w[i].to_float() * a[i].to_float();
+    return sum;
+  }
+#endif
   alignas(64) float wf[256];
   alignas(64) float af[256];
   float sum = 0.0f;
@@ -3093,11 +3751,22 @@ void gemm(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_
           for (std::size_t i = 0; i < ni; ++i) {
             const auto* a = x + (i0 + i) * x_stride + b0;
             float sum = 0.0f;
-            for (std::size_t b = 0; b < nb; ++b) {
-              if constexpr (k) {
-                sum += block_dot<Block>(tile.u[b], a[b]);
-              } else {
-                sum += block_dot<Block>(quants[b], tile.d[b], tile.m[b], a[b]);
+#if defined(CHORUS_HAVE_FUSED_SMALL_DOT)
+            if constexpr (!k) {  // the kernel of dot(), reading the unpacked tile
+              sum = sb::dot_source<Block>(
+                  [&](std::size_t b) {
+                    return sb::unpacked{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants[b])), tile.d[b], tile.m[b]};
+                  },
+                  a, nb);
+            } else
+#endif
+            {
+              for (std::size_t b = 0; b < nb; ++b) {
+                if constexpr (k) {
+                  sum += block_dot<Block>(tile.u[b], a[b]);
+                } else {
+                  sum += block_dot<Block>(quants[b], tile.d[b], tile.m[b], a[b]);
+                }
               }
             }
             acc[i] += sum;
@@ -3119,13 +3788,31 @@ void gemm(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_
 // ---- begin chorus/core/json.hpp ----
 // chorus — a small, strict JSON reader and writer (RFC 8259): the report of a fusion, the
 // CLI's --json output, OpenAI-compatible payloads and the golden test files. Malformed input
-// gives a chorus::error with the line and column, never a crash.
+// gives a chorus::error(errc::bad_format, "JSON: <what> at line L column C"), never a crash.
+//
+// Reading:  json::value v = json::parse(text);  v["n_vocab"].as_int();  v.find("opt") (nullptr)
+// Writing:  json::value o;  o.set("k", 1);  o.set("list", json::array{1, "two", nullptr});
+//           json::dump(o) (compact)  json::dump(o, 2) (pretty)
+//
+// Choices (all deliberate, all tested):
+// - Strict: no comments, no trailing commas, no leading zeros, no NaN/Infinity, no control
+//   characters inside strings, no lone surrogates in \u escapes, strings must be valid UTF-8
+//   (no overlong forms, no encoded surrogates), nesting at most 512 deep, no byte order mark.
+// - Numbers: an integer literal that fits int64 stays int64; anything else (a fraction, an
+//   exponent, a bigger integer, and "-0" so that its sign survives) is a double parsed exactly
+//   (std::from_chars, correctly rounded). A literal whose magnitude overflows double (1e400) is
+//   an error; one that underflows (1e-400) becomes 0 with its sign, as strtod would.
+// - Objects keep insertion order (a vector of pairs; lookup is linear, objects here are small).
+//   Duplicate keys are kept as written; lookup returns the first.
+// - Values have value semantics: copying a value copies its array/object (deep).
+// - Column numbers count bytes from 1.
 
 #include <charconv>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
-#include <map>
-#include <memory>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -3137,39 +3824,55 @@ namespace chorus::inline CHORUS_ABI::json {
 
 class value;
 using array = std::vector<value>;
-using object = std::vector<std::pair<std::string, value>>;  // keeps insertion order
+using member = std::pair<std::string, value>;
+using object = std::vector<member>;  // keeps insertion order
 
 class value {
  public:
-  value() = default;
-  value(std::nullptr_t) {}
-  value(bool b) : data_(b) {}
-  value(int i) : data_(static_cast<std::int64_t>(i)) {}
-  value(std::int64_t i) : data_(i) {}
-  value(std::uint64_t i) : data_(static_cast<std::int64_t>(i)) {}
-  value(unsigned u) : data_(static_cast<std::int64_t>(u)) {}
-  value(double d) : data_(d) {}
-  value(float f) : data_(static_cast<double>(f)) {}
+  value() noexcept = default;
+  value(std::nullptr_t) noexcept {}
+  value(bool b) noexcept : data_(b) {}
+  // Any integer type. Unsigned values above INT64_MAX become doubles (JSON has one number type).
+  template <std::integral I>
+    requires(!std::same_as<I, bool> && !std::same_as<I, char>)
+  value(I i) noexcept {
+    if constexpr (std::is_unsigned_v<I> && sizeof(I) >= sizeof(std::int64_t)) {
+      if (i > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        data_ = static_cast<double>(i);
+        return;
+      }
+    }
+    data_ = static_cast<std::int64_t>(i);
+  }
+  value(double d) noexcept : data_(d) {}
+  value(float f) noexcept : data_(static_cast<double>(f)) {}
   value(const char* s) : data_(std::string(s)) {}
-  value(std::string s) : data_(std::move(s)) {}
+  value(std::string s) noexcept : data_(std::move(s)) {}
   value(std::string_view s) : data_(std::string(s)) {}
-  value(array a) : data_(std::make_shared<array>(std::move(a))) {}
-  value(object o) : data_(std::make_shared<object>(std::move(o))) {}
+  value(array a) noexcept : data_(std::move(a)) {}
+  value(object o) noexcept : data_(std::move(o)) {}
 
   bool is_null() const noexcept { return data_.index() == 0; }
   bool is_bool() const noexcept { return data_.index() == 1; }
-  bool is_int() const noexcept { return data_.index() == 2; }
+  bool is_int() const noexcept { return data_.index() == 2; }     // an integer kept as int64
+  bool is_double() const noexcept { return data_.index() == 3; }  // a number kept as double
   bool is_number() const noexcept { return data_.index() == 2 || data_.index() == 3; }
   bool is_string() const noexcept { return data_.index() == 4; }
   bool is_array() const noexcept { return data_.index() == 5; }
   bool is_object() const noexcept { return data_.index() == 6; }
 
   bool as_bool() const { return get<bool>("a bool"); }
+  // An int64, or a double with an integral value inside the int64 range (1e3, 2.0);
+  // anything else (2.5, 1e300, a string) is errc::type_mismatch.
   std::int64_t as_int() const {
     if (is_int()) return std::get<std::int64_t>(data_);
-    if (data_.index() == 3) {
+    if (is_double()) {
       const double d = std::get<double>(data_);
-      if (std::floor(d) == d && std::fabs(d) < 9.2e18) return static_cast<std::int64_t>(d);
+      // 2^63 is exactly representable; the int64 range is [-2^63, 2^63).
+      if (std::floor(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
+        return static_cast<std::int64_t>(d);
+      }
+      fail(errc::type_mismatch, "JSON: expected an integer, found the non-integral number ", d);
     }
     fail(errc::type_mismatch, "JSON: expected an integer, found ", kind());
   }
@@ -3178,51 +3881,74 @@ class value {
     return get<double>("a number");
   }
   const std::string& as_string() const { return get<std::string>("a string"); }
-  const array& as_array() const { return *get<std::shared_ptr<array>>("an array"); }
-  const object& as_object() const { return *get<std::shared_ptr<object>>("an object"); }
-  array& as_array() { return *get<std::shared_ptr<array>>("an array"); }
-  object& as_object() { return *get<std::shared_ptr<object>>("an object"); }
+  const array& as_array() const { return get<array>("an array"); }
+  const object& as_object() const { return get<object>("an object"); }
+  array& as_array() { return get<array>("an array"); }
+  object& as_object() { return get<object>("an object"); }
 
-  const value* find(std::string_view key) const {
-    if (!is_object()) return nullptr;
-    for (const auto& [k, v] : as_object()) {
-      if (k == key) return &v;
+  // Object lookup: nullptr when this is not an object or the key is absent.
+  const value* find(std::string_view key) const noexcept {
+    if (const object* o = std::get_if<object>(&data_)) {
+      for (const auto& [k, v] : *o) {
+        if (k == key) return &v;
+      }
     }
     return nullptr;
   }
+  value* find(std::string_view key) noexcept {
+    return const_cast<value*>(static_cast<const value&>(*this).find(key));
+  }
+  bool contains(std::string_view key) const noexcept { return find(key) != nullptr; }
+
+  // Object lookup that must succeed: errc::not_found naming the key (type_mismatch if not an object).
   const value& operator[](std::string_view key) const {
-    const value* v = find(key);
-    if (v == nullptr) {
-      if (!is_object()) fail(errc::type_mismatch, "JSON: expected an object with key '", key, "', found ", kind());
-      fail(errc::not_found, "JSON: key '", key, "' is missing");
-    }
-    return *v;
+    if (const value* v = find(key)) return *v;
+    if (!is_object()) fail(errc::type_mismatch, "JSON: expected an object with key '", key, "', found ", kind());
+    fail(errc::not_found, "JSON: key '", key, "' is missing");
   }
-  const value& operator[](std::size_t index) const {
+  const value& operator[](const char* key) const { return (*this)[std::string_view(key)]; }
+  // Array element: errc::out_of_range past the end (type_mismatch if not an array).
+  template <std::integral I>
+    requires(!std::same_as<I, bool>)
+  const value& operator[](I index) const {
     const auto& a = as_array();
-    if (index >= a.size()) fail(errc::out_of_range, "JSON: index ", index, " is past the end of an array of ", a.size());
-    return a[index];
-  }
-  std::size_t size() const { return is_array() ? as_array().size() : is_object() ? as_object().size() : 0; }
-
-  // Building: obj.set("k", v) replaces or appends; arr.push_back(v).
-  value& set(std::string_view key, value v) {
-    if (is_null()) data_ = std::make_shared<object>();
-    for (auto& [k, existing] : as_object()) {
-      if (k == key) return existing = std::move(v);
+    if (std::cmp_less(index, 0) || std::cmp_greater_equal(index, a.size())) {
+      fail(errc::out_of_range, "JSON: index ", static_cast<long long>(index), " is outside an array of ", a.size());
     }
-    as_object().emplace_back(std::string(key), std::move(v));
-    return as_object().back().second;
+    return a[static_cast<std::size_t>(index)];
   }
-  void push_back(value v) {
-    if (is_null()) data_ = std::make_shared<array>();
-    as_array().push_back(std::move(v));
+  // Elements of an array or members of an object; 0 for anything else.
+  std::size_t size() const noexcept {
+    if (const array* a = std::get_if<array>(&data_)) return a->size();
+    if (const object* o = std::get_if<object>(&data_)) return o->size();
+    return 0;
   }
 
+  // Building. A null value becomes an object on set() and an array on push_back().
+  // set(): replaces the value of an existing key, else appends; returns the stored value.
+  value& set(std::string_view key, value v) {
+    if (is_null()) data_ = object{};
+    if (value* existing = find(key)) return *existing = std::move(v);
+    auto& o = as_object();
+    o.emplace_back(std::string(key), std::move(v));
+    return o.back().second;
+  }
+  value& insert(std::string_view key, value v) { return set(key, std::move(v)); }
+  value& push_back(value v) {
+    if (is_null()) data_ = array{};
+    auto& a = as_array();
+    a.push_back(std::move(v));
+    return a.back();
+  }
+
+  // "null", "a bool", "an integer", "a number", "a string", "an array", "an object".
   std::string_view kind() const noexcept {
     constexpr std::string_view names[] = {"null", "a bool", "an integer", "a number", "a string", "an array", "an object"};
     return names[data_.index()];
   }
+
+  // Structural equality; 1 (int) and 1.0 (double) differ, object member order matters.
+  friend bool operator==(const value& a, const value& b) { return a.data_ == b.data_; }
 
  private:
   template <class T>
@@ -3236,30 +3962,70 @@ class value {
     fail(errc::type_mismatch, "JSON: expected ", wanted, ", found ", kind());
   }
 
-  std::variant<std::nullptr_t, bool, std::int64_t, double, std::string, std::shared_ptr<array>, std::shared_ptr<object>> data_;
+  std::variant<std::nullptr_t, bool, std::int64_t, double, std::string, array, object> data_;
 };
 
 namespace detail {
 
+// Length of the valid UTF-8 sequence starting at p (< end), or 0 if it is not valid
+// (bad lead byte, truncated, bad continuation, overlong, surrogate, above U+10FFFF).
+inline std::size_t utf8_sequence_length(const unsigned char* p, const unsigned char* end) noexcept {
+  const unsigned c = p[0];
+  if (c < 0x80) return 1;
+  auto cont = [&](std::ptrdiff_t k) { return p + k < end && (p[k] & 0xC0) == 0x80; };
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xE0 && p[1] < 0xA0) return 0;  // overlong
+    if (c == 0xED && p[1] >= 0xA0) return 0;  // UTF-16 surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xF0 && p[1] < 0x90) return 0;  // overlong
+    if (c == 0xF4 && p[1] >= 0x90) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+inline void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    const char b[2] = {static_cast<char>(0xC0 | (cp >> 6)), static_cast<char>(0x80 | (cp & 0x3F))};
+    out.append(b, 2);
+  } else if (cp < 0x10000) {
+    const char b[3] = {static_cast<char>(0xE0 | (cp >> 12)), static_cast<char>(0x80 | ((cp >> 6) & 0x3F)),
+                       static_cast<char>(0x80 | (cp & 0x3F))};
+    out.append(b, 3);
+  } else {
+    const char b[4] = {static_cast<char>(0xF0 | (cp >> 18)), static_cast<char>(0x80 | ((cp >> 12) & 0x3F)),
+                       static_cast<char>(0x80 | ((cp >> 6) & 0x3F)), static_cast<char>(0x80 | (cp & 0x3F))};
+    out.append(b, 4);
+  }
+}
+
 class parser {
  public:
-  explicit parser(std::string_view text) : text_(text) {}
+  static constexpr int max_depth = 512;
+
+  explicit parser(std::string_view text) : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()) {}
 
   value parse_document() {
     skip_space();
     value v = parse_value(0);
     skip_space();
-    if (pos_ != text_.size()) error("unexpected text after the document");
+    if (p_ != end_) error("unexpected text after the document");
     return v;
   }
 
  private:
-  static constexpr int max_depth = 512;
-
-  [[noreturn]] void error(std::string_view what) const {
+  [[noreturn]] void error(std::string_view what) const { error_at(p_, what); }
+  [[noreturn]] void error_at(const char* where, std::string_view what) const {
     std::size_t line = 1, column = 1;
-    for (std::size_t i = 0; i < pos_ && i < text_.size(); ++i) {
-      if (text_[i] == '\n') {
+    for (const char* q = begin_; q < where && q < end_; ++q) {
+      if (*q == '\n') {
         ++line;
         column = 1;
       } else {
@@ -3269,98 +4035,137 @@ class parser {
     fail(errc::bad_format, "JSON: ", what, " at line ", line, " column ", column);
   }
 
-  void skip_space() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
-      ++pos_;
-    }
+  static bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+  bool at_digit() const noexcept { return p_ < end_ && is_digit(*p_); }
+
+  void skip_space() noexcept {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
   }
-  bool consume(char c) {
-    if (pos_ < text_.size() && text_[pos_] == c) {
-      ++pos_;
+  bool consume(char c) noexcept {
+    if (p_ < end_ && *p_ == c) {
+      ++p_;
       return true;
     }
     return false;
   }
   void expect_word(std::string_view word) {
-    if (text_.substr(pos_, word.size()) != word) error("invalid literal");
-    pos_ += word.size();
+    if (static_cast<std::size_t>(end_ - p_) < word.size() || std::memcmp(p_, word.data(), word.size()) != 0) {
+      if (end_ - p_ < static_cast<std::ptrdiff_t>(word.size()) &&
+          std::memcmp(p_, word.data(), static_cast<std::size_t>(end_ - p_)) == 0) {
+        p_ = end_;
+        error("unexpected end of input");
+      }
+      error("invalid literal");
+    }
+    p_ += word.size();
   }
 
   value parse_value(int depth) {
-    if (depth > max_depth) error("nesting deeper than 512 levels");
-    if (pos_ >= text_.size()) error("unexpected end of input");
-    switch (text_[pos_]) {
-      case '{': return parse_object(depth);
-      case '[': return parse_array(depth);
+    if (p_ >= end_) error("unexpected end of input");
+    switch (*p_) {
+      case '{': return parse_object(depth + 1);
+      case '[': return parse_array(depth + 1);
       case '"': return value(parse_string());
       case 't': expect_word("true"); return value(true);
       case 'f': expect_word("false"); return value(false);
       case 'n': expect_word("null"); return value(nullptr);
-      default: return parse_number();
+      default:
+        if (*p_ == '-' || is_digit(*p_)) return parse_number();
+        error("unexpected character");
     }
   }
 
   value parse_object(int depth) {
-    ++pos_;
+    if (depth > max_depth) error("nesting deeper than 512 levels");
+    ++p_;
     object members;
     skip_space();
     if (consume('}')) return value(std::move(members));
     for (;;) {
       skip_space();
-      if (pos_ >= text_.size() || text_[pos_] != '"') error("expected a string key");
+      if (p_ >= end_) error("unexpected end of input");
+      if (*p_ != '"') error("expected a string key");
       std::string key = parse_string();
       skip_space();
+      if (p_ >= end_) error("unexpected end of input");
       if (!consume(':')) error("expected ':' after a key");
       skip_space();
-      members.emplace_back(std::move(key), parse_value(depth + 1));
+      members.emplace_back(std::move(key), parse_value(depth));
       skip_space();
       if (consume('}')) return value(std::move(members));
+      if (p_ >= end_) error("unexpected end of input");
       if (!consume(',')) error("expected ',' or '}' in an object");
+      skip_space();
+      if (p_ < end_ && *p_ == '}') error("trailing comma in an object");
     }
   }
 
   value parse_array(int depth) {
-    ++pos_;
+    if (depth > max_depth) error("nesting deeper than 512 levels");
+    ++p_;
     array items;
     skip_space();
     if (consume(']')) return value(std::move(items));
     for (;;) {
       skip_space();
-      items.push_back(parse_value(depth + 1));
+      items.push_back(parse_value(depth));
       skip_space();
       if (consume(']')) return value(std::move(items));
+      if (p_ >= end_) error("unexpected end of input");
       if (!consume(',')) error("expected ',' or ']' in an array");
+      skip_space();
+      if (p_ < end_ && *p_ == ']') error("trailing comma in an array");
     }
   }
 
-  unsigned parse_hex4() {
-    if (pos_ + 4 > text_.size()) error("truncated \\u escape");
-    unsigned code = 0;
+  std::uint32_t parse_hex4() {
+    std::uint32_t code = 0;
     for (int i = 0; i < 4; ++i) {
-      const char c = text_[pos_++];
+      if (p_ >= end_) error("unterminated \\u escape");
+      const char c = *p_;
       code <<= 4;
-      if (c >= '0' && c <= '9') code |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') code |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') code |= static_cast<unsigned>(c - 'A' + 10);
+      if (c >= '0' && c <= '9') code |= static_cast<std::uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f') code |= static_cast<std::uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') code |= static_cast<std::uint32_t>(c - 'A' + 10);
       else error("invalid hex digit in a \\u escape");
+      ++p_;
     }
     return code;
   }
 
   std::string parse_string() {
-    ++pos_;  // opening quote
+    const char* opening = p_;
+    ++p_;
     std::string out;
     for (;;) {
-      if (pos_ >= text_.size()) error("unterminated string");
-      const char c = text_[pos_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) error("control character in a string");
-      if (c != '\\') {
-        out += c;
+      // Copy the longest run of plain bytes at once: the common case.
+      const char* run = p_;
+      while (p_ < end_) {
+        const auto c = static_cast<unsigned char>(*p_);
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
+        ++p_;
+      }
+      out.append(run, static_cast<std::size_t>(p_ - run));
+      if (p_ >= end_) error_at(opening, "unterminated string");
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        ++p_;
+        return out;
+      }
+      if (c < 0x20) error("control character in a string (must be escaped)");
+      if (c >= 0x80) {
+        const auto length = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p_),
+                                                 reinterpret_cast<const unsigned char*>(end_));
+        if (length == 0) error("invalid UTF-8 in a string");
+        out.append(p_, length);
+        p_ += length;
         continue;
       }
-      if (pos_ >= text_.size()) error("unterminated escape");
-      switch (text_[pos_++]) {
+      // A backslash escape.
+      ++p_;
+      if (p_ >= end_) error_at(opening, "unterminated string");
+      const char* escape = p_ - 1;
+      switch (*p_++) {
         case '"': out += '"'; break;
         case '\\': out += '\\'; break;
         case '/': out += '/'; break;
@@ -3370,97 +4175,136 @@ class parser {
         case 'r': out += '\r'; break;
         case 't': out += '\t'; break;
         case 'u': {
-          unsigned cp = parse_hex4();
+          std::uint32_t cp = parse_hex4();
           if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (text_.substr(pos_, 2) != "\\u") error("a high surrogate without its low surrogate");
-            pos_ += 2;
-            const unsigned low = parse_hex4();
-            if (low < 0xDC00 || low > 0xDFFF) error("a high surrogate without its low surrogate");
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') error_at(escape, "a high surrogate without its low surrogate");
+            p_ += 2;
+            const std::uint32_t low = parse_hex4();
+            if (low < 0xDC00 || low > 0xDFFF) error_at(escape, "a high surrogate without its low surrogate");
             cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
           } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            error("a lone low surrogate");
+            error_at(escape, "a lone low surrogate");
           }
-          chorus::append_utf8(out, cp);
+          append_utf8(out, cp);
           break;
         }
-        default: --pos_; error("invalid escape");
+        default: error_at(escape, "invalid escape");
       }
     }
   }
 
   value parse_number() {
-    const std::size_t begin = pos_;
-    if (consume('-')) {
-    }
-    if (pos_ >= text_.size() || !(text_[pos_] >= '0' && text_[pos_] <= '9')) error("invalid value");
-    if (text_[pos_] == '0' && pos_ + 1 < text_.size() && text_[pos_ + 1] >= '0' && text_[pos_ + 1] <= '9') {
-      error("a number with a leading zero");
-    }
+    const char* first = p_;
+    consume('-');
+    if (!at_digit()) error(p_ >= end_ ? "unexpected end of input" : "invalid number");
+    const char* int_begin = p_;
+    if (*p_ == '0' && p_ + 1 < end_ && is_digit(p_[1])) error("a number with a leading zero");
+    while (at_digit()) ++p_;
+    const char* int_end = p_;
     bool integral = true;
-    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
     if (consume('.')) {
       integral = false;
-      if (pos_ >= text_.size() || !(text_[pos_] >= '0' && text_[pos_] <= '9')) error("a digit must follow '.'");
-      while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
+      if (!at_digit()) error(p_ >= end_ ? "unexpected end of input" : "a digit must follow '.'");
+      while (at_digit()) ++p_;
     }
-    if (pos_ < text_.size() && (text_[pos_] == 'e' || text_[pos_] == 'E')) {
+    long long exponent = 0;
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
       integral = false;
-      ++pos_;
-      if (!consume('+')) consume('-');
-      if (pos_ >= text_.size() || !(text_[pos_] >= '0' && text_[pos_] <= '9')) error("a digit must follow the exponent");
-      while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
+      ++p_;
+      bool negative_exponent = false;
+      if (!consume('+')) negative_exponent = consume('-');
+      if (!at_digit()) error(p_ >= end_ ? "unexpected end of input" : "a digit must follow the exponent");
+      while (at_digit()) {
+        if (exponent < 100000) exponent = exponent * 10 + (*p_ - '0');
+        ++p_;
+      }
+      if (negative_exponent) exponent = -exponent;
     }
-    const char* first = text_.data() + begin;
-    const char* last = text_.data() + pos_;
-    if (integral) {
+    const bool negative = *first == '-';
+    if (integral && !(negative && int_end - int_begin == 1 && *int_begin == '0')) {  // "-0" stays a double
       std::int64_t i = 0;
-      if (auto [p, ec] = std::from_chars(first, last, i); ec == std::errc() && p == last) return value(i);
+      if (auto [q, ec] = std::from_chars(first, p_, i); ec == std::errc() && q == p_) return value(i);
     }
     double d = 0.0;
-    auto [p, ec] = std::from_chars(first, last, d);
-    if (ec != std::errc() || p != last || !std::isfinite(d)) {
-      pos_ = begin;
-      error("a number out of range");
+    auto [q, ec] = std::from_chars(first, p_, d);
+    if (ec == std::errc::result_out_of_range) {
+      // Overflow or underflow? The decimal magnitude is (integer digits after leading zeros) + exponent.
+      const char* significant = int_begin;
+      while (significant < int_end && *significant == '0') ++significant;
+      const long long magnitude = static_cast<long long>(int_end - significant) + exponent;
+      if (magnitude > 0) error_at(first, "a number too large for a double");
+      return value(negative ? -0.0 : 0.0);
     }
+    if (ec != std::errc() || q != p_ || !std::isfinite(d)) error_at(first, "a number too large for a double");
     return value(d);
   }
 
-  std::string_view text_;
-  std::size_t pos_ = 0;
+  const char* begin_;
+  const char* p_;
+  const char* end_;
 };
 
 }  // namespace detail
 
+// Parses one JSON document (surrounding whitespace allowed). Throws chorus::error(bad_format).
 inline value parse(std::string_view text) { return detail::parser(text).parse_document(); }
 
-// Appends `s` as a JSON string literal. Valid UTF-8 passes through; control characters and
-// bytes that are not valid UTF-8 are escaped (the latter as \u00XX of the byte value).
+// Appends `s` as a JSON string literal: '"' and '\\' escaped, \n \r \t \b \f by their short
+// escapes, other control characters (and DEL) as \u00XX, valid UTF-8 passed through as is.
+// Bytes that are not valid UTF-8 are written as U+FFFD (the replacement character), one per
+// byte, so that the output is always valid JSON (a JSON text must be UTF-8).
 inline void write_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const auto* run = p;
+    while (p < end && *p >= 0x20 && *p < 0x7F && *p != '"' && *p != '\\') ++p;
+    out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
+    if (p >= end) break;
+    const unsigned c = *p;
     switch (c) {
-      case '"': out += "\\\""; continue;
-      case '\\': out += "\\\\"; continue;
-      case '\n': out += "\\n"; continue;
-      case '\r': out += "\\r"; continue;
-      case '\t': out += "\\t"; continue;
+      case '"': out += "\\\""; ++p; continue;
+      case '\\': out += "\\\\"; ++p; continue;
+      case '\n': out += "\\n"; ++p; continue;
+      case '\r': out += "\\r"; ++p; continue;
+      case '\t': out += "\\t"; ++p; continue;
+      case '\b': out += "\\b"; ++p; continue;
+      case '\f': out += "\\f"; ++p; continue;
       default: break;
     }
-    std::size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool valid = length != 0 && i + length <= s.size();
-    for (std::size_t k = 1; valid && k < length; ++k) valid = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
-    if (c < 0x20 || !valid) {
-      out += "\\u00";
-      out += hex[c >> 4];
-      out += hex[c & 0xF];
+    if (c < 0x80) {  // other control characters and DEL
+      const char escaped[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
+      out.append(escaped, 6);
+      ++p;
       continue;
     }
-    out.append(s.substr(i, length));
-    i += length - 1;
+    const std::size_t length = detail::utf8_sequence_length(p, end);
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";
+      ++p;
+    } else {
+      out.append(reinterpret_cast<const char*>(p), length);
+      p += length;
+    }
   }
   out += '"';
+}
+
+// Appends a double as the shortest text that reads back to the same double. Integral values
+// get a ".0" so that they read back as doubles, not integers. JSON has no NaN or infinity:
+// they are written as null (a report with an undefined score stays valid JSON).
+inline void write_double(std::string& out, double d) {
+  if (!std::isfinite(d)) {
+    out += "null";
+    return;
+  }
+  char buffer[40];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, d);
+  std::string_view text(buffer, static_cast<std::size_t>(end - buffer));
+  out += text;
+  if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
 }
 
 namespace detail {
@@ -3468,23 +4312,18 @@ inline void dump(std::string& out, const value& v, int indent, int level) {
   auto newline = [&](int lvl) {
     if (indent < 0) return;
     out += '\n';
-    out.append(static_cast<std::size_t>(indent * lvl), ' ');
+    out.append(static_cast<std::size_t>(indent) * static_cast<std::size_t>(lvl), ' ');
   };
   if (v.is_null()) {
     out += "null";
   } else if (v.is_bool()) {
     out += v.as_bool() ? "true" : "false";
   } else if (v.is_int()) {
-    out += std::to_string(v.as_int());
-  } else if (v.is_number()) {
-    const double d = v.as_double();
-    if (!std::isfinite(d)) {
-      out += "null";
-    } else {
-      char buffer[32];
-      auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, d);
-      out.append(buffer, end);
-    }
+    char buffer[24];
+    auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v.as_int());
+    out.append(buffer, end);
+  } else if (v.is_double()) {
+    write_double(out, v.as_double());
   } else if (v.is_string()) {
     write_string(out, v.as_string());
   } else if (v.is_array()) {
@@ -3515,7 +4354,8 @@ inline void dump(std::string& out, const value& v, int indent, int level) {
 }
 }  // namespace detail
 
-// Compact by default; indent >= 0 pretty-prints.
+// Compact by default; indent >= 0 pretty-prints with that many spaces per level.
+// dump(parse(dump(v))) == dump(v) for every value (doubles round-trip exactly).
 inline std::string dump(const value& v, int indent = -1) {
   std::string out;
   detail::dump(out, v, indent, 0);
@@ -4264,194 +5104,32 @@ inline constexpr code_point_range symbols[] = {{0x24, 0x24}, {0x2B, 0x2B}, {0x3C
 }  // namespace chorus::inline CHORUS_ABI::tokenizer::unicode
 // ---- end chorus/tokenizer/unicode_tables.hpp ----
 // ---- begin chorus/tokenizer/vocab.hpp ----
-// chorus — a tokenizer vocabulary read from a GGUF file's tokenizer.ggml.* metadata: token
-// texts, scores, types, special ids, merge ranks (BPE) and the flags that drive encoding.
+// chorus — a tokenizer vocabulary: token texts, scores, types, special ids, BPE merge ranks and
+// the flags that drive encoding, built from a plain struct or from a GGUF file's
+// tokenizer.ggml.* metadata with the same defaults and fix-ups as the reference (llama.cpp).
 
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
-
-namespace chorus::inline CHORUS_ABI::tokenizer {
-
-using token_id = std::int32_t;
-
-enum class token_type : std::int32_t { undefined = 0, normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6 };
-enum class model_kind { spm, bpe };
-
-class vocab {
- public:
-  struct token_data {
-    std::string text;
-    float score = 0.0f;
-    token_type type = token_type::normal;
-    bool lstrip = false;  // whitespace before the token is absorbed when it is matched as special
-    bool rstrip = false;  // whitespace after it is absorbed
-  };
-
-  static vocab from_gguf(const gguf::file& file) {
-    vocab v;
-    const auto name = file.get<std::string>("tokenizer.ggml.model");
-    if (name == "llama") {
-      v.kind_ = model_kind::spm;
-    } else if (name == "gpt2") {
-      v.kind_ = model_kind::bpe;
-    } else {
-      fail(errc::unsupported, file.source_name(), ": tokenizer.ggml.model '", name,
-           "' is not supported (chorus reads 'llama' SentencePiece and 'gpt2' byte-level BPE vocabularies)");
-    }
-    v.pre_ = file.find<std::string>("tokenizer.ggml.pre").value_or("default");
-    const auto texts = file.get_array<std::string_view>("tokenizer.ggml.tokens");
-    if (texts.empty()) fail(errc::bad_format, file.source_name(), ": tokenizer.ggml.tokens is empty");
-    std::vector<float> scores;
-    if (file.has("tokenizer.ggml.scores")) scores = file.get_array<float>("tokenizer.ggml.scores");
-    std::vector<std::int32_t> types;
-    if (file.has("tokenizer.ggml.token_type")) types = file.get_array<std::int32_t>("tokenizer.ggml.token_type");
-    if (!scores.empty() && scores.size() != texts.size()) {
-      fail(errc::bad_format, file.source_name(), ": ", scores.size(), " token scores for ", texts.size(), " tokens");
-    }
-    if (!types.empty() && types.size() != texts.size()) {
-      fail(errc::bad_format, file.source_name(), ": ", types.size(), " token types for ", texts.size(), " tokens");
-    }
-    v.tokens_.resize(texts.size());
-    v.by_text_.reserve(texts.size());
-    for (std::size_t i = 0; i < texts.size(); ++i) {
-      auto& t = v.tokens_[i];
-      t.text = std::string(texts[i]);
-      t.score = scores.empty() ? 0.0f : scores[i];
-      t.type = types.empty() ? token_type::normal : static_cast<token_type>(types[i]);
-      v.by_text_.emplace(t.text, static_cast<token_id>(i));
-    }
-    auto id_key = [&](const char* key) -> std::optional<token_id> {
-      const auto value = file.find<std::int64_t>(key);
-      if (!value) return std::nullopt;
-      if (*value < 0 || static_cast<std::size_t>(*value) >= texts.size()) {
-        if (*value == -1 || *value == 0xFFFFFFFF) return std::nullopt;  // "no such token"
-        fail(errc::bad_format, file.source_name(), ": ", key, " = ", *value, " is outside the vocabulary of ",
-             texts.size(), " tokens");
-      }
-      return static_cast<token_id>(*value);
-    };
-    v.bos_ = id_key("tokenizer.ggml.bos_token_id");
-    v.eos_ = id_key("tokenizer.ggml.eos_token_id");
-    v.eot_ = id_key("tokenizer.ggml.eot_token_id");
-    v.unk_ = id_key("tokenizer.ggml.unknown_token_id");
-    v.pad_ = id_key("tokenizer.ggml.padding_token_id");
-    // Defaults when the keys are absent: SentencePiece vocabularies add BOS, BPE ones do not.
-    v.add_bos_ = file.find<bool>("tokenizer.ggml.add_bos_token").value_or(v.kind_ == model_kind::spm);
-    v.add_eos_ = file.find<bool>("tokenizer.ggml.add_eos_token").value_or(false);
-    v.add_space_prefix_ = file.find<bool>("tokenizer.ggml.add_space_prefix").value_or(v.kind_ == model_kind::spm);
-    if (v.kind_ == model_kind::bpe) {
-      const auto merges = file.get_array<std::string_view>("tokenizer.ggml.merges");
-      v.merge_ranks_.reserve(merges.size());
-      for (std::size_t rank = 0; rank < merges.size(); ++rank) {
-        const auto space = merges[rank].find(' ', 1);
-        if (space == std::string_view::npos) {
-          fail(errc::bad_format, file.source_name(), ": merge ", rank, " '", merges[rank], "' has no space");
-        }
-        v.merge_ranks_.emplace(std::string(merges[rank]), static_cast<int>(rank));
-      }
-    }
-    // Tokens matched as whole units inside the text: control, user-defined and unknown,
-    // longest first so that a longer special token wins over its prefix.
-    for (std::size_t i = 0; i < v.tokens_.size(); ++i) {
-      const auto type = v.tokens_[i].type;
-      if (type == token_type::control || type == token_type::user_defined || type == token_type::unknown) {
-        if (!v.tokens_[i].text.empty()) v.specials_.push_back(static_cast<token_id>(i));
-      }
-    }
-    std::stable_sort(v.specials_.begin(), v.specials_.end(), [&](token_id a, token_id b) {
-      return v.tokens_[a].text.size() > v.tokens_[b].text.size();
-    });
-    // Phi-3's tokenizer absorbs the whitespace after its special tokens, except these.
-    std::string model_name = file.find<std::string>("general.name").value_or("");
-    std::transform(model_name.begin(), model_name.end(), model_name.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (model_name.find("phi-3") != std::string::npos || model_name.find("phi3") != std::string::npos) {
-      for (auto id : v.specials_) v.tokens_[id].rstrip = true;
-      for (const char* text : {"<unk>", "<s>", "<|endoftext|>"}) {
-        if (auto id = v.find(text)) v.tokens_[*id].rstrip = false;
-      }
-    }
-    for (int b = 0; b < 256; ++b) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "<0x%02X>", b);
-      const auto id = v.find(hex);
-      v.byte_tokens_[b] = id ? *id : -1;
-    }
-    return v;
-  }
-
-  model_kind kind() const noexcept { return kind_; }
-  const std::string& pre_tokenizer() const noexcept { return pre_; }
-  std::size_t size() const noexcept { return tokens_.size(); }
-  const token_data& operator[](token_id id) const { return tokens_.at(static_cast<std::size_t>(id)); }
-  const std::string& text(token_id id) const { return (*this)[id].text; }
-
-  std::optional<token_id> find(std::string_view text) const {
-    const auto it = by_text_.find(text);
-    if (it == by_text_.end()) return std::nullopt;
-    return it->second;
-  }
-  // The id of the <0xNN> byte-fallback token, or -1.
-  token_id byte_token(std::uint8_t byte) const noexcept { return byte_tokens_[byte]; }
-  // BPE merge rank of "left right", or -1.
-  int merge_rank(std::string_view pair) const {
-    const auto it = merge_ranks_.find(pair);
-    return it == merge_ranks_.end() ? -1 : it->second;
-  }
-  const std::vector<token_id>& special_tokens() const noexcept { return specials_; }
-
-  std::optional<token_id> bos() const noexcept { return bos_; }
-  std::optional<token_id> eos() const noexcept { return eos_; }
-  std::optional<token_id> eot() const noexcept { return eot_; }
-  std::optional<token_id> unk() const noexcept { return unk_; }
-  bool add_bos() const noexcept { return add_bos_; }
-  bool add_eos() const noexcept { return add_eos_; }
-  bool add_space_prefix() const noexcept { return add_space_prefix_; }
-
-  // End of generation: EOS, EOT, and control tokens such as <|im_end|> or <|eot_id|>.
-  bool is_end_of_generation(token_id id) const noexcept {
-    if ((eos_ && id == *eos_) || (eot_ && id == *eot_)) return true;
-    if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size()) return false;
-    const auto& t = tokens_[static_cast<std::size_t>(id)];
-    return t.type == token_type::control &&
-           (t.text == "<|im_end|>" || t.text == "<|eot_id|>" || t.text == "<|end|>" || t.text == "<end_of_turn>" ||
-            t.text == "<|endoftext|>" || t.text == "</s>");
-  }
-
- private:
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
-  using string_map = std::unordered_map<std::string, token_id, string_hash, std::equal_to<>>;
-
-  model_kind kind_ = model_kind::spm;
-  std::string pre_;
-  std::vector<token_data> tokens_;
-  string_map by_text_;
-  std::unordered_map<std::string, int, string_hash, std::equal_to<>> merge_ranks_;
-  std::vector<token_id> specials_;
-  token_id byte_tokens_[256] = {};
-  std::optional<token_id> bos_, eos_, eot_, unk_, pad_;
-  bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false;
-};
-
-}  // namespace chorus::inline CHORUS_ABI::tokenizer
-// ---- end chorus/tokenizer/vocab.hpp ----
 // ---- begin chorus/tokenizer/pre_tokenize.hpp ----
 // chorus — BPE pre-tokenizers: split text into the words that byte-level BPE merges within,
 // written as hand-made scanners over code points (no regex engine) for the patterns named by
-// tokenizer.ggml.pre.
+// tokenizer.ggml.pre. Each scanner reproduces the words the reference (llama.cpp) produces.
 
 #include <algorithm>
 #include <cstdint>
-#include <string>
+#include <memory>
+#include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -4459,123 +5137,1043 @@ class vocab {
 namespace chorus::inline CHORUS_ABI::tokenizer {
 
 namespace unicode {
+
+// The classes the pre-tokenizer patterns test. A code point has at most one of letter, number,
+// punctuation (its general category L*, N*, P*); whitespace is the White_Space property.
+enum class_bits : std::uint8_t { letter_bit = 1, number_bit = 2, punctuation_bit = 4, whitespace_bit = 8 };
+
 template <std::size_t N>
 constexpr bool in(const code_point_range (&table)[N], std::uint32_t cp) noexcept {
   const auto* it = std::upper_bound(table, table + N, cp, [](std::uint32_t v, const code_point_range& r) { return v < r.first; });
   return it != table && cp <= (it - 1)->last;
 }
-inline bool is_letter(std::uint32_t cp) noexcept { return in(letters, cp); }
-inline bool is_number(std::uint32_t cp) noexcept { return in(numbers, cp); }
-// The whitespace class of the reference's \s.
-inline bool is_space(std::uint32_t cp) noexcept {
+
+// \s of the reference: the Unicode White_Space property (not Python's isspace, which adds 0x1C-0x1F).
+constexpr bool is_whitespace(std::uint32_t cp) noexcept {
   return (cp >= 0x9 && cp <= 0xD) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
          (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
+
+inline std::uint8_t classify_slow(std::uint32_t cp) noexcept {
+  std::uint8_t bits = 0;
+  if (in(letters, cp)) bits |= letter_bit;
+  else if (in(numbers, cp)) bits |= number_bit;
+  else if (in(punctuation, cp)) bits |= punctuation_bit;
+  if (is_whitespace(cp)) bits |= whitespace_bit;
+  return bits;
+}
+
+// The classes of the Basic Multilingual Plane, computed once (64 KiB); other planes are looked up.
+inline const std::uint8_t* bmp_classes() {
+  static const std::unique_ptr<std::uint8_t[]> table = [] {
+    auto t = std::make_unique<std::uint8_t[]>(0x10000);
+    for (std::uint32_t cp = 0; cp < 0x10000; ++cp) t[cp] = classify_slow(cp);
+    return t;
+  }();
+  return table.get();
+}
+
+inline std::uint8_t classify(std::uint32_t cp) noexcept { return cp < 0x10000 ? bmp_classes()[cp] : classify_slow(cp); }
+inline bool is_letter(std::uint32_t cp) noexcept { return (classify(cp) & letter_bit) != 0; }
+inline bool is_number(std::uint32_t cp) noexcept { return (classify(cp) & number_bit) != 0; }
+inline bool is_space(std::uint32_t cp) noexcept { return is_whitespace(cp); }
+
 }  // namespace unicode
 
-enum class pre_tokenizer { gpt2 };
+// The pre-tokenizers chorus implements. Names of tokenizer.ggml.pre map onto them as in the
+// reference (see pre_tokenizer_by_name).
+enum class pre_tokenizer_kind {
+  default_bpe,     // "default" or absent: punctuation runs, GPT-2 words, number runs, digit triples
+  gpt2,            // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+  llama3,          // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+  qwen2,           // the llama3 pattern with single digits: \p{N} instead of \p{N}{1,3}
+  deepseek_llm,    // [\r\n] ; \s?[cased letters]+ ; \s?[ASCII/fullwidth punctuation]+ ; \s+$ ; [CJK, Hangul]+ ; \p{N}+
+  deepseek_coder,  // [\r\n] ; \s?\p{L}+ ; \s?\p{P}+ ; [CJK, Hangul]+ ; \p{N}
+  falcon,          // [\p{P}$+<=>^~|`]+ ; GPT-2 words ; [0-9]{3}
+  smollm,          // \p{N} (each digit alone) ; GPT-2 words   (also starcoder, refact, command-r, ...)
+  tekken,          // Mistral's tekken: case-split words, \p{N}, punctuation runs with [\r\n/]*, whitespace rules
+};
 
-inline pre_tokenizer pre_tokenizer_from_name(std::string_view name) {
-  if (name == "gpt-2" || name == "default" || name == "gpt2") return pre_tokenizer::gpt2;
-  fail(errc::unsupported, "BPE pre-tokenizer '", name, "' is not supported yet (supported: gpt-2)");
+// What a pre-tokenizer name implies besides the split (the reference sets these per name).
+struct pre_tokenizer_traits {
+  pre_tokenizer_kind kind = pre_tokenizer_kind::default_bpe;
+  bool ignore_merges = false;  // a word that is itself a vocabulary token is not merged
+  bool clean_spaces = true;    // decode removes the space before , . ! ? and some contractions
+  bool add_bos = false;        // default when tokenizer.ggml.add_bos_token is absent
+};
+
+// The traits for a tokenizer.ggml.pre value, or nullopt for a name chorus does not know.
+inline std::optional<pre_tokenizer_traits> pre_tokenizer_by_name(std::string_view name) {
+  using k = pre_tokenizer_kind;
+  auto any_of = [&](std::initializer_list<std::string_view> names) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  if (name.empty() || name == "default") return pre_tokenizer_traits{k::default_bpe, false, true, false};
+  if (any_of({"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral"})) return pre_tokenizer_traits{k::llama3, true, true, true};
+  if (any_of({"dbrx", "smaug-bpe"})) return pre_tokenizer_traits{k::llama3, false, true, false};
+  if (name == "chatglm-bpe" || name == "glm4") return pre_tokenizer_traits{k::llama3, false, true, false};
+  if (name == "deepseek-llm") return pre_tokenizer_traits{k::deepseek_llm, false, false, false};
+  if (name == "deepseek-coder") return pre_tokenizer_traits{k::deepseek_coder, false, false, false};
+  if (name == "falcon") return pre_tokenizer_traits{k::falcon, false, true, false};
+  if (any_of({"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "jina-v1-en",
+              "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "exaone4"})) {
+    return pre_tokenizer_traits{k::gpt2, false, true, false};
+  }
+  if (any_of({"qwen2", "deepseek-r1-qwen"})) return pre_tokenizer_traits{k::qwen2, false, false, false};
+  if (any_of({"stablelm2", "megrez"})) return pre_tokenizer_traits{k::qwen2, false, true, false};
+  if (any_of({"smollm", "command-r"})) return pre_tokenizer_traits{k::smollm, false, false, false};
+  if (any_of({"starcoder", "refact", "codeshell", "exaone", "minerva-7b"})) return pre_tokenizer_traits{k::smollm, false, true, false};
+  if (name == "tekken") return pre_tokenizer_traits{k::tekken, true, false, true};
+  return std::nullopt;
 }
 
-// The GPT-2 pattern:  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-// Appends the byte ranges [begin, end) of each word to `words`.
-inline void split_gpt2(std::string_view text, std::vector<std::pair<std::size_t, std::size_t>>& words) {
-  // Decode once: code points with their byte offsets.
-  std::vector<std::uint32_t> cps;
-  std::vector<std::size_t> offsets;
-  for (std::size_t pos = 0; pos < text.size();) {
-    offsets.push_back(pos);
-    cps.push_back(utf8::decode_lenient(text, pos));
+inline std::string_view to_string(pre_tokenizer_kind kind) noexcept {
+  switch (kind) {
+    case pre_tokenizer_kind::default_bpe: return "default";
+    case pre_tokenizer_kind::gpt2: return "gpt-2";
+    case pre_tokenizer_kind::llama3: return "llama3";
+    case pre_tokenizer_kind::qwen2: return "qwen2";
+    case pre_tokenizer_kind::deepseek_llm: return "deepseek-llm";
+    case pre_tokenizer_kind::deepseek_coder: return "deepseek-coder";
+    case pre_tokenizer_kind::falcon: return "falcon";
+    case pre_tokenizer_kind::smollm: return "smollm";
+    case pre_tokenizer_kind::tekken: return "tekken";
   }
-  offsets.push_back(text.size());
-  const std::size_t n = cps.size();
-  auto at = [&](std::size_t i) -> std::uint32_t { return i < n ? cps[i] : 0xFFFFFFFFu; };
-  auto letter = [&](std::size_t i) { return i < n && unicode::is_letter(cps[i]); };
-  auto number = [&](std::size_t i) { return i < n && unicode::is_number(cps[i]); };
-  auto space = [&](std::size_t i) { return i < n && unicode::is_space(cps[i]); };
-  auto other = [&](std::size_t i) { return i < n && !unicode::is_space(cps[i]) && !letter(i) && !number(i); };
-
-  std::size_t i = 0;
-  while (i < n) {
-    const std::size_t start = i;
-    // contractions
-    if (at(i) == '\'' && i + 1 < n) {
-      const std::uint32_t c1 = at(i + 1), c2 = at(i + 2);
-      if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') {
-        words.emplace_back(offsets[i], offsets[i + 2]);
-        i += 2;
-        continue;
-      }
-      if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) {
-        words.emplace_back(offsets[i], offsets[i + 3]);
-        i += 3;
-        continue;
-      }
-    }
-    const std::size_t body = at(i) == ' ' ? i + 1 : i;  // optional leading space
-    if (letter(body)) {
-      i = body;
-      while (letter(i)) ++i;
-    } else if (number(body)) {
-      i = body;
-      while (number(i)) ++i;
-    } else if (other(body)) {
-      i = body;
-      while (other(i)) ++i;
-    } else if (space(i)) {
-      // \s+(?!\S): whitespace not followed by non-space; when more text follows, the last
-      // space is left to start the next word.
-      std::size_t end = i;
-      while (space(end)) ++end;
-      if (end < n && end - i > 1) end -= 1;
-      i = end;
-    } else {
-      i = i + 1;
-    }
-    words.emplace_back(offsets[start], offsets[i]);
-  }
+  return "?";
 }
+
+namespace detail {
+
+// The cased-letter class of DeepSeek LLM's second split pattern (from its tokenizer.json).
+inline constexpr unicode::code_point_range deepseek_letters[] = {
+    {0x41, 0x5A}, {0x61, 0x7A}, {0xB5, 0xB5}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x1BA}, {0x1BC, 0x1BF},
+    {0x1C4, 0x293}, {0x295, 0x2AF}, {0x370, 0x373}, {0x376, 0x377}, {0x37B, 0x37D}, {0x37F, 0x37F},
+    {0x386, 0x386}, {0x388, 0x38A}, {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5}, {0x3F7, 0x481},
+    {0x48A, 0x52F}, {0x531, 0x556}, {0x10A0, 0x10C5}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD}, {0x1C90, 0x1CBA},
+    {0x1CBD, 0x1CBF}, {0x1D00, 0x1D2B}, {0x1D6B, 0x1D77}, {0x1D79, 0x1D9A}, {0x1E00, 0x1F15}, {0x1F18, 0x1F1D},
+    {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B}, {0x1F5D, 0x1F5D},
+    {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4}, {0x1FC6, 0x1FCC},
+    {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC}, {0x2102, 0x2102},
+    {0x2107, 0x2107}, {0x210A, 0x2113}, {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126},
+    {0x2128, 0x2128}, {0x212A, 0x212D}, {0x212F, 0x2134}, {0x2139, 0x2139}, {0x213C, 0x213F}, {0x2145, 0x2149},
+    {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2C7B}, {0x2C7E, 0x2CE4}, {0x2CEB, 0x2CEE}, {0x2CF2, 0x2CF3},
+    {0xA640, 0xA66D}, {0xA680, 0xA69B}, {0xA722, 0xA76F}, {0xA771, 0xA787}, {0xA78B, 0xA78E}, {0xAB70, 0xABBF},
+    {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0x10400, 0x1044F}, {0x104B0, 0x104D3},
+    {0x104D8, 0x104FB}, {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+};
+// [!-/:-~！-／：-～‘-‟　-。]
+inline constexpr unicode::code_point_range deepseek_punctuation[] = {
+    {0x21, 0x2F}, {0x3A, 0x7E}, {0x2018, 0x201F}, {0x3000, 0x3002}, {0xFF01, 0xFF0F}, {0xFF1A, 0xFF5E},
+};
+// [一-龥ࠀ-一가-퟿]
+inline constexpr unicode::code_point_range cjk_hangul[] = {{0x800, 0x9FA5}, {0xAC00, 0xD7FF}};
+
+// The text as the pre-tokenizer sees it: code points and their classes, split into chunks
+// (lengths in code points) that each stage splits further.
+struct split_state {
+  const std::uint32_t* cp = nullptr;
+  const std::uint8_t* cls = nullptr;
+  std::vector<std::uint32_t>* out = nullptr;
+
+  bool space(std::size_t i) const noexcept { return (cls[i] & unicode::whitespace_bit) != 0; }
+  bool letter(std::size_t i) const noexcept { return (cls[i] & unicode::letter_bit) != 0; }
+  bool number(std::size_t i) const noexcept { return (cls[i] & unicode::number_bit) != 0; }
+  bool lnw(std::size_t i) const noexcept { return (cls[i] & (unicode::letter_bit | unicode::number_bit | unicode::whitespace_bit)) != 0; }
+
+  // The reference runs patterns that have no custom implementation through std::regex over a
+  // "collapsed" text: ASCII as is, other whitespace as \v, other letters/numbers/punctuation as
+  // one placeholder each (only then does \p{L}, \p{N}, \p{P} see them), anything else as a
+  // placeholder no class contains. These predicates mirror that view.
+  bool c_letter(std::size_t i) const noexcept {
+    const auto c = cp[i];
+    return c < 0x80 ? ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') : (cls[i] & (unicode::letter_bit | unicode::whitespace_bit)) == unicode::letter_bit;
+  }
+  bool c_number(std::size_t i) const noexcept {
+    const auto c = cp[i];
+    return c < 0x80 ? (c >= '0' && c <= '9') : (cls[i] & (unicode::number_bit | unicode::whitespace_bit)) == unicode::number_bit;
+  }
+  // \p{P} of the collapsed text: ASCII !"#%&'()*,-./:;?@[\]_{} and other P* code points.
+  bool c_punct(std::size_t i) const noexcept {
+    const auto c = cp[i];
+    if (c < 0x80) {
+      return (c >= 0x21 && c <= 0x23) || (c >= 0x25 && c <= 0x2A) || (c >= 0x2C && c <= 0x2F) || c == 0x3A || c == 0x3B ||
+             c == 0x3F || c == 0x40 || (c >= 0x5B && c <= 0x5D) || c == 0x5F || c == 0x7B || c == 0x7D;
+    }
+    return (cls[i] & (unicode::punctuation_bit | unicode::whitespace_bit)) == unicode::punctuation_bit;
+  }
+  // An explicit code point class of a pattern without \p{..}: other whitespace was replaced by \v first.
+  template <std::size_t N>
+  bool w_in(const unicode::code_point_range (&table)[N], std::size_t i) const noexcept {
+    return (cp[i] < 0x80 || !space(i)) && unicode::in(table, cp[i]);
+  }
+
+  void emit(std::size_t length) const { out->push_back(static_cast<std::uint32_t>(length)); }
+
+  // regex_search-style stage: `match(pos, end)` returns the end of a match starting at pos
+  // or 0 when none starts there; text between matches stays a chunk of its own.
+  template <class Match>
+  void search(std::size_t b, std::size_t e, Match match) const {
+    std::size_t gap = b;
+    for (std::size_t pos = b; pos < e;) {
+      const std::size_t m = match(pos, e);
+      if (m > pos) {
+        if (pos > gap) emit(pos - gap);
+        emit(m - pos);
+        pos = gap = m;
+      } else {
+        ++pos;
+      }
+    }
+    if (e > gap) emit(e - gap);
+  }
+
+  // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+  void gpt2(std::size_t b, std::size_t e) const {
+    for (std::size_t pos = b; pos < e;) {
+      const std::size_t start = pos;
+      const std::uint32_t c = cp[pos];
+      if (c == '\'' && pos + 1 < e) {
+        const std::uint32_t c1 = cp[pos + 1];
+        if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') {
+          emit(2);
+          pos += 2;
+          continue;
+        }
+        if (pos + 2 < e) {
+          const std::uint32_t c2 = cp[pos + 2];
+          if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) {
+            emit(3);
+            pos += 3;
+            continue;
+          }
+        }
+      }
+      const std::size_t body = (c == ' ' && pos + 1 < e) ? pos + 1 : pos;  // optional leading space
+      if (c == ' ' && pos + 1 >= e) {
+        // a lone space at the end: whitespace rule below
+      } else if (letter(body)) {
+        pos = body;
+        while (pos < e && letter(pos)) ++pos;
+        emit(pos - start);
+        continue;
+      } else if (number(body)) {
+        pos = body;
+        while (pos < e && number(pos)) ++pos;
+        emit(pos - start);
+        continue;
+      } else if (!lnw(body)) {
+        pos = body;
+        while (pos < e && !lnw(pos)) ++pos;
+        emit(pos - start);
+        continue;
+      }
+      std::size_t spaces = 0;
+      while (pos + spaces < e && space(pos + spaces)) ++spaces;
+      if (spaces > 1 && pos + spaces < e) {
+        emit(spaces - 1);  // \s+(?!\S): leave the last space to the next word
+        pos += spaces - 1;
+      } else if (spaces > 0) {
+        emit(spaces);
+        pos += spaces;
+      } else {
+        emit(1);
+        pos += 1;
+      }
+    }
+  }
+
+  // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max_digits}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+  void llama3(std::size_t b, std::size_t e, std::size_t max_digits) const {
+    auto lower = [](std::uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; };
+    for (std::size_t pos = b; pos < e;) {
+      const std::uint32_t c = cp[pos];
+      if (c == '\'' && pos + 1 < e) {
+        const std::uint32_t c1 = lower(cp[pos + 1]);
+        if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') {
+          emit(2);
+          pos += 2;
+          continue;
+        }
+        if (pos + 2 < e) {
+          const std::uint32_t c2 = lower(cp[pos + 2]);
+          if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) {
+            emit(3);
+            pos += 3;
+            continue;
+          }
+        }
+      }
+      if (c != '\r' && c != '\n' && !number(pos)) {
+        if (letter(pos) || (pos + 1 < e && letter(pos + 1))) {
+          const std::size_t start = pos++;
+          while (pos < e && letter(pos)) ++pos;
+          emit(pos - start);
+          continue;
+        }
+      }
+      if (number(pos)) {
+        std::size_t run = 0;
+        while (pos + run < e && number(pos + run)) ++run;
+        for (std::size_t k = 0; k < run; k += max_digits) emit(std::min(max_digits, run - k));
+        pos += run;
+        continue;
+      }
+      const std::size_t body = (c == ' ' && pos + 1 < e) ? pos + 1 : pos;
+      if (!lnw(body)) {
+        const std::size_t start = pos;
+        pos = body;
+        while (pos < e && !lnw(pos)) ++pos;
+        while (pos < e && (cp[pos] == '\r' || cp[pos] == '\n')) ++pos;
+        emit(pos - start);
+        continue;
+      }
+      std::size_t spaces = 0, last_newline_end = 0;
+      while (pos + spaces < e && space(pos + spaces)) {
+        if (cp[pos + spaces] == '\r' || cp[pos + spaces] == '\n') last_newline_end = spaces + 1;
+        ++spaces;
+      }
+      if (last_newline_end > 0) {  // \s*[\r\n]+
+        emit(last_newline_end);
+        pos += last_newline_end;
+      } else if (spaces > 1 && pos + spaces < e) {  // \s+(?!\S)
+        emit(spaces - 1);
+        pos += spaces - 1;
+      } else if (spaces > 0) {
+        emit(spaces);
+        pos += spaces;
+      } else {
+        emit(1);
+        pos += 1;
+      }
+    }
+  }
+
+  // Tekken, as the reference runs it through std::regex over the collapsed text:
+  //   [^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+
+  //  |[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*
+  //  |\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+  // "Upper" = a letter that is not a-z (A-Z and every non-ASCII letter), "lower" = a letter that
+  // is not A-Z; backtracking is resolved in closed form (greedy star, first success).
+  void tekken(std::size_t b, std::size_t e) const {
+    auto is_ascii_upper = [&](std::size_t i) { return cp[i] >= 'A' && cp[i] <= 'Z'; };
+    auto is_ascii_lower = [&](std::size_t i) { return cp[i] >= 'a' && cp[i] <= 'z'; };
+    auto other_letter = [&](std::size_t i) { return cp[i] >= 0x80 && c_letter(i); };
+    auto upper = [&](std::size_t i) { return is_ascii_upper(i) || other_letter(i); };
+    auto lower = [&](std::size_t i) { return is_ascii_lower(i) || other_letter(i); };
+    auto any_letter = [&](std::size_t i) { return c_letter(i); };
+    auto space_c = [&](std::size_t i) { return cp[i] < 0x80 ? ((cp[i] >= 9 && cp[i] <= 13) || cp[i] == ' ') : space(i); };
+    auto prefix = [&](std::size_t i) {  // [^\r\n\p{L}\p{N}]
+      return cp[i] != '\r' && cp[i] != '\n' && !any_letter(i) && !c_number(i);
+    };
+    auto other = [&](std::size_t i) { return !space_c(i) && !any_letter(i) && !c_number(i); };
+    // upper* lower+  (first alternative) from s; 0 if it fails
+    auto case_split_1 = [&](std::size_t s) -> std::size_t {
+      std::size_t k = s;
+      while (k < e && upper(k)) ++k;
+      std::size_t q = e;  // where lower+ starts
+      if (k < e && is_ascii_lower(k)) {
+        q = k;
+      } else {
+        for (std::size_t j = k; j > s; --j) {
+          if (other_letter(j - 1)) {
+            q = j - 1;
+            break;
+          }
+        }
+      }
+      if (q >= e) return 0;
+      std::size_t r = q;
+      while (r < e && lower(r)) ++r;
+      return r;
+    };
+    // upper+ lower*  (second alternative)
+    auto case_split_2 = [&](std::size_t s) -> std::size_t {
+      std::size_t k = s;
+      while (k < e && upper(k)) ++k;
+      if (k == s) return 0;
+      while (k < e && lower(k)) ++k;
+      return k;
+    };
+    search(b, e, [&](std::size_t pos, std::size_t) -> std::size_t {
+      const bool has_prefix = prefix(pos) && pos + 1 < e;
+      if (has_prefix) {
+        if (const auto r = case_split_1(pos + 1)) return r;
+      }
+      if (const auto r = case_split_1(pos)) return r;
+      if (has_prefix) {
+        if (const auto r = case_split_2(pos + 1)) return r;
+      }
+      if (const auto r = case_split_2(pos)) return r;
+      if (c_number(pos)) return pos + 1;
+      std::size_t s = pos;
+      if (cp[pos] == ' ' && pos + 1 < e && other(pos + 1)) s = pos + 1;
+      if (other(s)) {
+        while (s < e && other(s)) ++s;
+        while (s < e && (cp[s] == '\r' || cp[s] == '\n' || cp[s] == '/')) ++s;
+        return s;
+      }
+      std::size_t w = pos, last_newline_end = 0;
+      while (w < e && space_c(w)) {
+        if (cp[w] == '\r' || cp[w] == '\n') last_newline_end = w + 1;
+        ++w;
+      }
+      if (last_newline_end > 0) return last_newline_end;
+      if (w == e && w > pos) return w;
+      if (w - pos > 1) return w - 1;
+      return w;  // \s+ (0 when no whitespace: no match here)
+    });
+  }
+};
+
+}  // namespace detail
+
+// Splits text (as code points) into the words of one pre-tokenizer. Stateless and thread-safe;
+// the caller passes the buffers so that a long-lived encoder allocates nothing per call.
+class pre_tokenizer {
+ public:
+  explicit pre_tokenizer(pre_tokenizer_kind kind = pre_tokenizer_kind::gpt2) noexcept : kind_(kind) {}
+  pre_tokenizer_kind kind() const noexcept { return kind_; }
+
+  // `classes[i]` = unicode::classify(cps[i]). Replaces `words` by the word lengths (in code points).
+  void split(std::span<const std::uint32_t> cps, std::span<const std::uint8_t> classes, std::vector<std::uint32_t>& words,
+             std::vector<std::uint32_t>& scratch) const {
+    words.clear();
+    if (cps.empty()) return;
+    words.push_back(static_cast<std::uint32_t>(cps.size()));
+    detail::split_state st{cps.data(), classes.data(), nullptr};
+    using k = pre_tokenizer_kind;
+    auto stage = [&](auto&& fn) {
+      scratch.clear();
+      st.out = &scratch;
+      std::size_t b = 0;
+      for (const auto length : words) {
+        fn(b, b + length);
+        b += length;
+      }
+      words.swap(scratch);
+    };
+    auto ascii_symbol_or_punct = [&](std::size_t i, bool backtick) {  // [\p{P}\$\+<=>\^~\|`]
+      const auto c = st.cp[i];
+      if (c < 0x80) return st.c_punct(i) || c == '$' || c == '+' || c == '<' || c == '=' || c == '>' || c == '^' || c == '~' || c == '|' || (backtick && c == '`');
+      return st.c_punct(i);
+    };
+    auto run_of = [&](auto pred) {
+      return [&st, pred](std::size_t pos, std::size_t e) -> std::size_t {
+        std::size_t r = pos;
+        while (r < e && pred(r)) ++r;
+        return r;
+      };
+    };
+    auto digits3 = [&](std::size_t pos, std::size_t e) -> std::size_t {
+      auto digit = [&](std::size_t i) { return st.cp[i] >= '0' && st.cp[i] <= '9'; };
+      return (pos + 3 <= e && digit(pos) && digit(pos + 1) && digit(pos + 2)) ? pos + 3 : 0;
+    };
+    auto newline = [&](std::size_t pos, std::size_t) -> std::size_t { return (st.cp[pos] == '\r' || st.cp[pos] == '\n') ? pos + 1 : 0; };
+    // \s?X+ : an optional whitespace, then at least one X
+    auto space_then = [&](auto pred) {
+      return [&st, pred](std::size_t pos, std::size_t e) -> std::size_t {
+        std::size_t s = pos;
+        if (st.space(pos) && pos + 1 < e && pred(pos + 1)) s = pos + 1;
+        if (!pred(s)) return 0;
+        while (s < e && pred(s)) ++s;
+        return s;
+      };
+    };
+    switch (kind_) {
+      case k::gpt2:
+        stage([&](std::size_t b, std::size_t e) { st.gpt2(b, e); });
+        break;
+      case k::llama3:
+        stage([&](std::size_t b, std::size_t e) { st.llama3(b, e, 3); });
+        break;
+      case k::qwen2:
+        stage([&](std::size_t b, std::size_t e) { st.llama3(b, e, 1); });
+        break;
+      case k::tekken:
+        stage([&](std::size_t b, std::size_t e) { st.tekken(b, e); });
+        break;
+      case k::default_bpe:
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, run_of([&](std::size_t i) { return ascii_symbol_or_punct(i, false); })); });
+        stage([&](std::size_t b, std::size_t e) { st.gpt2(b, e); });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, run_of([&](std::size_t i) { return st.c_number(i); })); });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, digits3); });
+        break;
+      case k::falcon:
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, run_of([&](std::size_t i) { return ascii_symbol_or_punct(i, true); })); });
+        stage([&](std::size_t b, std::size_t e) { st.gpt2(b, e); });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, digits3); });
+        break;
+      case k::smollm:
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, [&](std::size_t pos, std::size_t) -> std::size_t { return st.c_number(pos) ? pos + 1 : 0; }); });
+        stage([&](std::size_t b, std::size_t e) { st.gpt2(b, e); });
+        break;
+      case k::deepseek_llm:
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, newline); });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, space_then([&](std::size_t i) { return st.w_in(detail::deepseek_letters, i); })); });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, space_then([&](std::size_t i) { return st.w_in(detail::deepseek_punctuation, i); })); });
+        stage([&](std::size_t b, std::size_t e) {  // \s+$ : the leftmost match is the trailing whitespace run
+          std::size_t t = e;
+          while (t > b && st.space(t - 1)) --t;
+          if (t > b) st.emit(t - b);
+          if (e > t) st.emit(e - t);
+        });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, run_of([&](std::size_t i) { return st.w_in(detail::cjk_hangul, i); })); });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, run_of([&](std::size_t i) { return st.c_number(i); })); });
+        break;
+      case k::deepseek_coder:
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, newline); });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, space_then([&](std::size_t i) { return st.c_letter(i); })); });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, space_then([&](std::size_t i) { return st.c_punct(i); })); });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, run_of([&](std::size_t i) { return st.w_in(detail::cjk_hangul, i); })); });
+        stage([&](std::size_t b, std::size_t e) { st.search(b, e, [&](std::size_t pos, std::size_t) -> std::size_t { return st.c_number(pos) ? pos + 1 : 0; }); });
+        break;
+    }
+  }
+
+ private:
+  pre_tokenizer_kind kind_;
+};
 
 }  // namespace chorus::inline CHORUS_ABI::tokenizer
 // ---- end chorus/tokenizer/pre_tokenize.hpp ----
+
+namespace chorus::inline CHORUS_ABI::tokenizer {
+
+using token_id = std::int32_t;
+
+// GGUF token types (tokenizer.ggml.token_type).
+enum class token_type : std::int32_t { undefined = 0, normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6 };
+enum class model_kind { spm, bpe };  // tokenizer.ggml.model "llama" | "gpt2"
+
+// Everything a vocabulary is made of, as plain data. vocab(vocab_data) validates it and builds
+// the lookup structures; vocab::from_gguf fills it from a file, applying the reference's defaults.
+struct vocab_data {
+  model_kind kind = model_kind::spm;
+  std::string pre;                     // tokenizer.ggml.pre (BPE only; "" = absent = "default")
+  std::vector<std::string> tokens;     // token texts, id = index
+  std::vector<float> scores;           // empty: all 0
+  std::vector<std::int32_t> types;     // token_type values; empty: all normal
+  std::vector<std::string> merges;     // BPE: "left right", rank = index
+  std::optional<std::int64_t> bos, eos, eot, unk, pad;
+  std::optional<bool> add_bos;         // absent: SPM adds BOS, BPE only for llama3/tekken-style pre-tokenizers
+  std::optional<bool> add_eos;         // absent: false
+  std::optional<bool> add_space_prefix;// absent: SPM true, BPE false
+  std::string model_name;              // general.name: the reference patches a few vocabularies by name (Phi-3)
+  std::string source = "<vocab>";      // for error messages
+};
+
+namespace detail {
+
+inline std::uint64_t hash_text(std::string_view s) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  std::size_t n = s.size();
+  std::uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
+  while (n >= 8) {
+    std::uint64_t k;
+    std::memcpy(&k, p, 8);
+    h ^= k * 0xFF51AFD7ED558CCDull;
+    h = ((h << 31) | (h >> 33)) * 0xC4CEB9FE1A85EC53ull;
+    p += 8;
+    n -= 8;
+  }
+  std::uint64_t k = 0;
+  for (std::size_t i = 0; i < n; ++i) k |= static_cast<std::uint64_t>(p[i]) << (8 * i);
+  h ^= k * 0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  return h;
+}
+
+// Open-addressing table from token text to id; the texts live in the vocabulary's pool.
+class text_index {
+ public:
+  template <class TextOf>
+  void build(std::size_t n, TextOf text_of) {
+    std::size_t capacity = 16;
+    while (capacity < n * 2) capacity *= 2;
+    slots_.assign(capacity, slot{0, -1});
+    mask_ = capacity - 1;
+    for (std::size_t id = 0; id < n; ++id) {
+      const std::string_view text = text_of(static_cast<token_id>(id));
+      const std::uint64_t h = hash_text(text);
+      std::size_t i = h & mask_;
+      for (;; i = (i + 1) & mask_) {
+        if (slots_[i].id < 0) {
+          slots_[i] = {static_cast<std::uint32_t>(h >> 32), static_cast<token_id>(id)};
+          break;
+        }
+        if (slots_[i].tag == static_cast<std::uint32_t>(h >> 32) && text_of(slots_[i].id) == text) {
+          slots_[i].id = static_cast<token_id>(id);  // a repeated text: the last id wins, as in the reference
+          break;
+        }
+      }
+    }
+  }
+  template <class TextOf>
+  token_id find(std::string_view text, TextOf text_of) const noexcept {
+    if (slots_.empty()) return -1;
+    const std::uint64_t h = hash_text(text);
+    const auto tag = static_cast<std::uint32_t>(h >> 32);
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const slot& s = slots_[i];
+      if (s.id < 0) return -1;
+      if (s.tag == tag && text_of(s.id) == text) return s.id;
+    }
+  }
+
+ private:
+  struct slot {
+    std::uint32_t tag;
+    token_id id;
+  };
+  std::vector<slot> slots_;
+  std::size_t mask_ = 0;
+};
+
+// Open-addressing table from a pair of token ids to the merge's rank and the merged token.
+class merge_index {
+ public:
+  struct entry {
+    std::int32_t rank;
+    token_id merged;  // id of left+right, or -1 when the vocabulary lacks it
+  };
+  void reserve(std::size_t n) {
+    std::size_t capacity = 16;
+    while (capacity < n * 2) capacity *= 2;
+    keys_.assign(capacity, empty);
+    values_.assign(capacity, entry{-1, -1});
+    mask_ = capacity - 1;
+  }
+  // First insertion wins (a repeated merge keeps its lowest rank).
+  void insert(token_id left, token_id right, entry e) {
+    const std::uint64_t key = pack(left, right);
+    for (std::size_t i = slot_of(key);; i = (i + 1) & mask_) {
+      if (keys_[i] == key) return;
+      if (keys_[i] == empty) {
+        keys_[i] = key;
+        values_[i] = e;
+        return;
+      }
+    }
+  }
+  const entry* find(token_id left, token_id right) const noexcept {
+    if (keys_.empty()) return nullptr;
+    const std::uint64_t key = pack(left, right);
+    for (std::size_t i = slot_of(key);; i = (i + 1) & mask_) {
+      if (keys_[i] == key) return &values_[i];
+      if (keys_[i] == empty) return nullptr;
+    }
+  }
+
+ private:
+  static constexpr std::uint64_t empty = ~0ull;
+  static std::uint64_t pack(token_id l, token_id r) noexcept {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(l)) << 32) | static_cast<std::uint32_t>(r);
+  }
+  std::size_t slot_of(std::uint64_t key) const noexcept { return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 17) & mask_; }
+  std::vector<std::uint64_t> keys_;
+  std::vector<entry> values_;
+  std::size_t mask_ = 0;
+};
+
+}  // namespace detail
+
+// An immutable vocabulary. Copies are cheap (the data is shared) and safe to use from several
+// threads at once.
+class vocab {
+ public:
+  // A token's data as views into the vocabulary.
+  struct token_info {
+    std::string_view text;
+    float score = 0.0f;
+    token_type type = token_type::normal;
+    bool lstrip = false;  // matched as a special token, it absorbs the whitespace before it
+    bool rstrip = false;  // ... and after it
+  };
+
+  vocab() = default;
+
+  explicit vocab(vocab_data data) {
+    auto s = std::make_shared<state>();
+    s->source = std::move(data.source);
+    s->kind = data.kind;
+    const std::size_t n = data.tokens.size();
+    if (n == 0) fail(errc::bad_format, s->source, ": the vocabulary has no tokens");
+    if (n > 0x7FFFFFFF) fail(errc::bad_format, s->source, ": ", n, " tokens is more than a token id can hold");
+    if (!data.scores.empty() && data.scores.size() != n) {
+      fail(errc::bad_format, s->source, ": ", data.scores.size(), " token scores for ", n, " tokens (tokenizer.ggml.scores)");
+    }
+    if (!data.types.empty() && data.types.size() != n) {
+      fail(errc::bad_format, s->source, ": ", data.types.size(), " token types for ", n, " tokens (tokenizer.ggml.token_type)");
+    }
+
+    // Texts into one pool. An empty text becomes "[EMPTY_<id>]", as in the reference.
+    std::size_t bytes = 0;
+    for (const auto& t : data.tokens) bytes += t.empty() ? 16 : t.size();
+    s->pool.reserve(bytes);
+    s->offsets.reserve(n + 1);
+    s->info.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      s->offsets.push_back(static_cast<std::uint32_t>(s->pool.size()));
+      if (data.tokens[i].empty()) s->pool += "[EMPTY_" + std::to_string(i) + "]";
+      else s->pool += data.tokens[i];
+      auto& t = s->info[i];
+      t.score = data.scores.empty() ? 0.0f : data.scores[i];
+      const std::int32_t type = data.types.empty() ? 1 : data.types[i];
+      t.type = (type >= 0 && type <= 6) ? static_cast<token_type>(type) : token_type::undefined;
+    }
+    if (s->pool.size() > 0xFFFFFFFFull) fail(errc::bad_format, s->source, ": token texts exceed 4 GiB");
+    s->offsets.push_back(static_cast<std::uint32_t>(s->pool.size()));
+    const state* raw = s.get();
+    s->index.build(n, [raw](token_id id) { return raw->text(id); });
+
+    auto id_of = [&](const char* what, const std::optional<std::int64_t>& value) -> std::optional<token_id> {
+      if (!value || *value == -1 || *value == 0xFFFFFFFFll) return std::nullopt;  // absent / "no such token"
+      if (*value < 0 || static_cast<std::uint64_t>(*value) >= n) {
+        fail(errc::bad_format, s->source, ": ", what, " = ", *value, " is outside the vocabulary of ", n, " tokens");
+      }
+      return static_cast<token_id>(*value);
+    };
+    s->bos = id_of("tokenizer.ggml.bos_token_id", data.bos);
+    s->eos = id_of("tokenizer.ggml.eos_token_id", data.eos);
+    s->eot = id_of("tokenizer.ggml.eot_token_id", data.eot);
+    s->unk = id_of("tokenizer.ggml.unknown_token_id", data.unk);
+    s->pad = id_of("tokenizer.ggml.padding_token_id", data.pad);
+
+    if (s->kind == model_kind::bpe) {
+      s->pre_name = data.pre;
+      if (auto traits = pre_tokenizer_by_name(data.pre)) {
+        s->pre = *traits;
+      } else {
+        // Unknown name: split with the "default" patterns, as newer versions of the reference do,
+        // and say so (pre_tokenizer_is_fallback) so that callers can warn or refuse.
+        s->pre = *pre_tokenizer_by_name("default");
+        s->pre_fallback = true;
+      }
+      s->add_bos = data.add_bos.value_or(s->pre.add_bos);
+      s->add_space_prefix = data.add_space_prefix.value_or(false);
+      s->clean_spaces = s->pre.clean_spaces;
+      s->ignore_merges = s->pre.ignore_merges;
+      build_merges(*s, data.merges);
+    } else {
+      s->pre_name = data.pre.empty() ? "default" : data.pre;
+      s->add_bos = data.add_bos.value_or(true);
+      s->add_space_prefix = data.add_space_prefix.value_or(true);
+      s->clean_spaces = false;
+    }
+    s->add_eos = data.add_eos.value_or(false);
+    if (s->add_bos && !s->bos) fail(errc::bad_format, s->source, ": the vocabulary adds BOS but has no tokenizer.ggml.bos_token_id");
+    if (s->add_eos && !s->eos) fail(errc::bad_format, s->source, ": the vocabulary adds EOS but has no tokenizer.ggml.eos_token_id");
+
+    mark_by_text(*s);
+
+    // Tokens matched as whole units inside the text, longest first so that a longer special
+    // token wins over its prefix.
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto type = s->info[i].type;
+      if (type == token_type::control || type == token_type::user_defined || type == token_type::unknown) {
+        s->specials.push_back(static_cast<token_id>(i));
+      }
+    }
+    std::stable_sort(s->specials.begin(), s->specials.end(),
+                     [raw](token_id a, token_id b) { return raw->text(a).size() > raw->text(b).size(); });
+
+    // Per-model attribute patches of the reference.
+    std::string name = data.model_name;
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (s->kind == model_kind::bpe && (data.pre == "jina-v2-de" || data.pre == "jina-v2-es" || data.pre == "jina-v2-code")) {
+      if (const auto id = raw->find("<mask>"); id >= 0) s->info[static_cast<std::size_t>(id)].lstrip = true;
+    } else if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+      for (const auto id : s->specials) s->info[static_cast<std::size_t>(id)].rstrip = true;
+      if (const auto id = raw->find("</s>"); id >= 0) s->info[static_cast<std::size_t>(id)].rstrip = true;
+      for (const char* text : {"<unk>", "<s>", "<|endoftext|>"}) {
+        if (const auto id = raw->find(text); id >= 0) s->info[static_cast<std::size_t>(id)].rstrip = false;
+      }
+    }
+
+    // Byte fallback tokens <0xNN> (SentencePiece), else the byte as a one-character token.
+    for (int b = 0; b < 256; ++b) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "<0x%02X>", b);
+      token_id id = raw->find(hex);
+      const char one = static_cast<char>(b);
+      if (id < 0) id = raw->find(std::string_view(&one, 1));
+      s->byte_tokens[b] = id;
+    }
+    state_ = std::move(s);
+  }
+
+  // Reads tokenizer.ggml.* (and general.name) with the reference's defaults for absent keys.
+  static vocab from_gguf(const gguf::file& file) {
+    vocab_data d;
+    d.source = file.source_name();
+    const auto model = file.get<std::string>("tokenizer.ggml.model");
+    if (model == "llama") {
+      d.kind = model_kind::spm;
+    } else if (model == "gpt2") {
+      d.kind = model_kind::bpe;
+    } else {
+      fail(errc::unsupported, file.source_name(), ": tokenizer.ggml.model '", model,
+           "' is not supported (chorus reads 'llama' SentencePiece and 'gpt2' byte-level BPE vocabularies)");
+    }
+    d.pre = file.find<std::string>("tokenizer.ggml.pre").value_or("");
+    const auto texts = file.get_array<std::string_view>("tokenizer.ggml.tokens");
+    d.tokens.assign(texts.begin(), texts.end());
+    if (file.has("tokenizer.ggml.scores")) d.scores = file.get_array<float>("tokenizer.ggml.scores");
+    if (file.has("tokenizer.ggml.token_type")) d.types = file.get_array<std::int32_t>("tokenizer.ggml.token_type");
+    if (d.kind == model_kind::bpe) {
+      if (!file.has("tokenizer.ggml.merges")) fail(errc::bad_format, file.source_name(), ": a 'gpt2' vocabulary without tokenizer.ggml.merges");
+      const auto merges = file.get_array<std::string_view>("tokenizer.ggml.merges");
+      d.merges.assign(merges.begin(), merges.end());
+    }
+    // The reference's default special ids, used when the keys are absent.
+    const std::int64_t n = static_cast<std::int64_t>(d.tokens.size());
+    auto fallback = [n](std::int64_t id) -> std::optional<std::int64_t> { return id < n ? std::optional<std::int64_t>(id) : std::nullopt; };
+    if (d.kind == model_kind::spm) {
+      d.bos = fallback(1);
+      d.eos = fallback(2);
+      d.unk = fallback(0);
+    } else {
+      d.bos = fallback(11);
+      d.eos = fallback(11);
+    }
+    auto id_key = [&](const char* key, std::optional<std::int64_t>& into) {
+      if (auto value = file.find<std::int64_t>(key)) into = *value;
+    };
+    id_key("tokenizer.ggml.bos_token_id", d.bos);
+    id_key("tokenizer.ggml.eos_token_id", d.eos);
+    id_key("tokenizer.ggml.eot_token_id", d.eot);
+    id_key("tokenizer.ggml.unknown_token_id", d.unk);
+    id_key("tokenizer.ggml.padding_token_id", d.pad);
+    d.add_bos = file.find<bool>("tokenizer.ggml.add_bos_token");
+    d.add_eos = file.find<bool>("tokenizer.ggml.add_eos_token");
+    d.add_space_prefix = file.find<bool>("tokenizer.ggml.add_space_prefix");
+    d.model_name = file.find<std::string>("general.name").value_or("");
+    return vocab(std::move(d));
+  }
+
+  bool empty() const noexcept { return !state_; }
+  model_kind kind() const noexcept { return s().kind; }
+  // tokenizer.ggml.pre as written in the file ("default" when absent).
+  const std::string& pre_tokenizer() const noexcept { return s().pre_name; }
+  tokenizer::pre_tokenizer_kind pre_kind() const noexcept { return s().pre.kind; }
+  // True when tokenizer.ggml.pre named a pre-tokenizer chorus does not know and the "default"
+  // patterns are used instead (ids may then differ from the model's own tokenizer).
+  bool pre_tokenizer_is_fallback() const noexcept { return s().pre_fallback; }
+
+  std::size_t size() const noexcept { return state_ ? s().info.size() : 0; }
+  bool contains(token_id id) const noexcept { return id >= 0 && static_cast<std::size_t>(id) < size(); }
+
+  token_info operator[](token_id id) const {
+    check(id);
+    auto info = s().info[static_cast<std::size_t>(id)];
+    info.text = s().text(id);
+    return info;
+  }
+  std::string_view text(token_id id) const {
+    check(id);
+    return s().text(id);
+  }
+  token_type type(token_id id) const {
+    check(id);
+    return s().info[static_cast<std::size_t>(id)].type;
+  }
+  float score(token_id id) const {
+    check(id);
+    return s().info[static_cast<std::size_t>(id)].score;
+  }
+
+  std::optional<token_id> find(std::string_view text) const {
+    const token_id id = find_id(text);
+    if (id < 0) return std::nullopt;
+    return id;
+  }
+  // The id of a token text, or -1 (the hot-path form of find).
+  token_id find_id(std::string_view text) const noexcept { return state_ ? s().find(text) : -1; }
+
+  // The token for a raw byte (<0xNN>, else the one-byte text), or -1.
+  token_id byte_token(std::uint8_t byte) const noexcept { return s().byte_tokens[byte]; }
+
+  // BPE: the merge of two adjacent tokens (rank and merged id), or nullptr.
+  const detail::merge_index::entry* merge(token_id left, token_id right) const noexcept { return s().merges.find(left, right); }
+  // BPE: the rank of the merge "left right", or -1 (also for sides that are not tokens).
+  int merge_rank(std::string_view left, std::string_view right) const {
+    const token_id l = find_id(left), r = find_id(right);
+    if (l >= 0 && r >= 0) {
+      const auto* e = merge(l, r);
+      return e ? e->rank : -1;
+    }
+    if (s().text_merges.empty()) return -1;
+    const auto it = s().text_merges.find(text_merge_key(left, right));
+    return it == s().text_merges.end() ? -1 : it->second;
+  }
+  bool has_text_merges() const noexcept { return !s().text_merges.empty(); }
+
+  // Control, user-defined and unknown tokens, longest text first.
+  const std::vector<token_id>& special_tokens() const noexcept { return s().specials; }
+
+  std::optional<token_id> bos() const noexcept { return s().bos; }
+  std::optional<token_id> eos() const noexcept { return s().eos; }
+  std::optional<token_id> eot() const noexcept { return s().eot; }
+  std::optional<token_id> unk() const noexcept { return s().unk; }
+  std::optional<token_id> pad() const noexcept { return s().pad; }
+  bool add_bos() const noexcept { return s().add_bos; }
+  bool add_eos() const noexcept { return s().add_eos; }
+  bool add_space_prefix() const noexcept { return s().add_space_prefix; }
+  bool clean_spaces() const noexcept { return s().clean_spaces; }
+  bool ignore_merges() const noexcept { return s().ignore_merges; }
+
+  // End of generation: EOS, EOT, and the end-of-turn tokens the reference recognizes by text
+  // (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>, <|eom_id|>, <EOT>).
+  bool is_end_of_generation(token_id id) const noexcept {
+    if (!state_ || !contains(id)) return false;
+    return std::find(s().eog.begin(), s().eog.end(), id) != s().eog.end();
+  }
+  const std::vector<token_id>& end_of_generation_tokens() const noexcept { return s().eog; }
+
+ private:
+  struct state {
+    model_kind kind = model_kind::spm;
+    std::string pre_name;
+    pre_tokenizer_traits pre;
+    bool pre_fallback = false;
+    std::string pool;
+    std::vector<std::uint32_t> offsets;
+    std::vector<token_info> info;  // text left empty here; see text()
+    detail::text_index index;
+    detail::merge_index merges;
+    std::unordered_map<std::string, int> text_merges;  // merges whose sides are not both tokens (rare)
+    std::vector<token_id> specials;
+    std::vector<token_id> eog;
+    token_id byte_tokens[256] = {};
+    std::optional<token_id> bos, eos, eot, unk, pad;
+    bool add_bos = false, add_eos = false, add_space_prefix = false, clean_spaces = false, ignore_merges = false;
+    std::string source;
+
+    std::string_view text(token_id id) const noexcept {
+      const auto i = static_cast<std::size_t>(id);
+      return std::string_view(pool).substr(offsets[i], offsets[i + 1] - offsets[i]);
+    }
+    token_id find(std::string_view t) const noexcept {
+      return index.find(t, [this](token_id id) { return text(id); });
+    }
+  };
+
+  static std::string text_merge_key(std::string_view left, std::string_view right) {
+    std::string key = std::to_string(left.size());
+    key += ':';
+    key += left;
+    key += right;
+    return key;
+  }
+
+  static void build_merges(state& s, const std::vector<std::string>& merges) {
+    s.merges.reserve(merges.size());
+    std::string joined;
+    for (std::size_t rank = 0; rank < merges.size(); ++rank) {
+      const std::string_view m = merges[rank];
+      const auto space = m.find(' ', 1);
+      if (space == std::string_view::npos) {
+        fail(errc::bad_format, s.source, ": tokenizer.ggml.merges[", rank, "] '", m, "' is not 'left right'");
+      }
+      const std::string_view left = m.substr(0, space), right = m.substr(space + 1);
+      const token_id l = s.find(left), r = s.find(right);
+      joined.assign(left);
+      joined += right;
+      if (l >= 0 && r >= 0) {
+        s.merges.insert(l, r, {static_cast<std::int32_t>(rank), s.find(joined)});
+      } else {
+        s.text_merges.emplace(text_merge_key(left, right), static_cast<int>(rank));
+      }
+    }
+  }
+
+  // The reference finds end-of-turn tokens by their text and treats them as control tokens
+  // (so that "<|end|>" written in a prompt is plain text unless special tokens are parsed).
+  static void mark_by_text(state& s) {
+    static constexpr std::string_view eot_texts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                                     "<EOT>", "_<EOT>", "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"};
+    static constexpr std::string_view eog_texts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                                     "<|eom_id|>", "<EOT>", "_<EOT>"};
+    auto force_control = [&](token_id id) { s.info[static_cast<std::size_t>(id)].type = token_type::control; };
+    if (!s.eot) {  // only when tokenizer.ggml.eot_token_id did not name one
+      for (const auto text : eot_texts) {
+        if (const token_id id = s.find(text); id >= 0) {
+          if (!s.eot) s.eot = id;
+          force_control(id);
+        }
+      }
+    }
+    if (const token_id id = s.find("<|eom_id|>"); id >= 0) force_control(id);
+    for (const auto text : eog_texts) {
+      if (const token_id id = s.find(text); id >= 0) {
+        s.eog.push_back(id);
+        force_control(id);
+      }
+    }
+    for (const auto& id : {s.eos, s.eot}) {
+      if (id && std::find(s.eog.begin(), s.eog.end(), *id) == s.eog.end()) s.eog.push_back(*id);
+    }
+  }
+
+  const state& s() const noexcept { return *state_; }
+  void check(token_id id) const {
+    if (!contains(id)) fail(errc::out_of_range, "token id ", id, " is outside the vocabulary of ", size(), " tokens");
+  }
+
+  std::shared_ptr<const state> state_;
+};
+
+}  // namespace chorus::inline CHORUS_ABI::tokenizer
+// ---- end chorus/tokenizer/vocab.hpp ----
 // ---- begin chorus/tokenizer/tokenizer.hpp ----
 // chorus — text to token ids and back, for SentencePiece ("llama") and byte-level BPE
-// ("gpt2") vocabularies, matching the reference implementation's ids exactly.
+// ("gpt2") vocabularies, matching the reference implementation's (llama.cpp's) ids exactly.
 
-#include <cctype>
+#include <algorithm>
 #include <cstdint>
 #include <optional>
-#include <queue>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 
 namespace chorus::inline CHORUS_ABI::tokenizer {
 
+// Encoder and decoder over one vocabulary. Immutable after construction: one tokenizer can be
+// used from several threads at once.
 class tokenizer {
  public:
   explicit tokenizer(vocab v) : vocab_(std::move(v)) {
-    if (vocab_.kind() == model_kind::bpe) {
-      pre_ = pre_tokenizer_from_name(vocab_.pre_tokenizer());
-      build_byte_maps();
-    }
+    if (vocab_.empty()) fail(errc::invalid_argument, "tokenizer: empty vocabulary");
+    pre_ = pre_tokenizer(vocab_.pre_kind());
+    if (vocab_.kind() == model_kind::bpe) build_byte_maps();
+    build_pieces();
   }
   static tokenizer from_gguf(const gguf::file& file) { return tokenizer(vocab::from_gguf(file)); }
 
   const vocab& vocabulary() const noexcept { return vocab_; }
 
+  // Token ids of `text`, as llama_tokenize(text, add_special, parse_special):
   // add_special: BOS (and EOS) as the vocabulary asks; parse_special: control tokens written
   // as text ("<s>", "<|im_start|>") become their ids instead of being tokenized as text.
+  // User-defined tokens are always matched as units.
   std::vector<token_id> encode(std::string_view text, bool add_special = true, bool parse_special = false) const {
     std::vector<token_id> out;
-    if (add_special && vocab_.add_bos() && vocab_.bos()) out.push_back(*vocab_.bos());
-    bool previous_special = true;  // SentencePiece: the first text gets a space prefix
-    for (const auto& f : partition(text, parse_special)) {
+    out.reserve(text.size() / 3 + 2);
+    encode(text, out, add_special, parse_special);
+    return out;
+  }
+  // The same, appending to `out`.
+  void encode(std::string_view text, std::vector<token_id>& out, bool add_special, bool parse_special) const {
+    workspace ws;
+    if (add_special && vocab_.add_bos()) out.push_back(*vocab_.bos());
+    bool previous_special = true;  // SentencePiece: text after a special token (or at the start) gets a space prefix
+    partition(text, parse_special, ws.fragments);
+    for (const auto& f : ws.fragments) {
       if (f.token >= 0) {
         out.push_back(f.token);
         previous_special = true;
@@ -4583,48 +6181,40 @@ class tokenizer {
       }
       const std::string_view piece = text.substr(f.begin, f.end - f.begin);
       if (vocab_.kind() == model_kind::spm) {
-        encode_spm(piece, vocab_.add_space_prefix() && previous_special, out);
+        encode_spm(piece, vocab_.add_space_prefix() && previous_special, out, ws);
       } else {
-        encode_bpe(piece, out);
+        encode_bpe(piece, out, ws);
       }
       previous_special = false;
     }
-    if (add_special && vocab_.add_eos() && vocab_.eos()) out.push_back(*vocab_.eos());
-    return out;
+    if (add_special && vocab_.add_eos()) out.push_back(*vocab_.eos());
   }
 
-  // The bytes a token stands for. Control tokens give nothing unless `special`.
-  std::string token_to_piece(token_id id, bool special = false) const {
-    if (id < 0 || static_cast<std::size_t>(id) >= vocab_.size()) {
-      fail(errc::invalid_argument, "token id ", id, " is outside the vocabulary of ", vocab_.size());
+  // The bytes a token stands for, as llama_token_to_piece(id, lstrip = 0, special). Control and
+  // unknown tokens give nothing unless `special`. The view lives as long as the tokenizer.
+  std::string_view token_to_piece(token_id id, bool special = false) const {
+    if (!vocab_.contains(id)) {
+      fail(errc::out_of_range, "token id ", id, " is outside the vocabulary of ", vocab_.size(), " tokens");
     }
-    const auto& t = vocab_[id];
-    switch (t.type) {
-      case token_type::control: return special ? t.text : std::string();
-      case token_type::user_defined: return t.text;
-      case token_type::unknown: return vocab_.kind() == model_kind::spm ? std::string("\xE2\x96\x85") : t.text;
-      case token_type::byte:
-        if (vocab_.kind() == model_kind::spm && t.text.size() == 6) {
-          return std::string(1, static_cast<char>(std::stoi(t.text.substr(3, 2), nullptr, 16)));
-        }
-        [[fallthrough]];
-      default:
-        return vocab_.kind() == model_kind::spm ? unescape_spm(t.text) : unmap_bpe(t.text);
-    }
+    const auto i = static_cast<std::size_t>(id);
+    if (!special && hidden_[i]) return {};
+    return std::string_view(pieces_).substr(piece_offsets_[i], piece_offsets_[i + 1] - piece_offsets_[i]);
   }
 
-  // The text of a sequence of tokens. SentencePiece drops the space it added in front.
+  // The text of a sequence of tokens, as llama_detokenize(ids, remove_special = false,
+  // unparse_special = special): the space SentencePiece put in front of the first token is
+  // dropped, and vocabularies that ask for it (GPT-2 style) get the reference's clean-up of
+  // spaces before punctuation and contractions. May contain invalid UTF-8 (byte tokens).
   std::string decode(std::span<const token_id> ids, bool special = false) const {
     std::string out;
-    bool first = true;
+    bool strip_space = vocab_.add_space_prefix();
     for (const auto id : ids) {
-      std::string piece = token_to_piece(id, special);
-      if (first && vocab_.kind() == model_kind::spm && vocab_.add_space_prefix() && !piece.empty() && piece[0] == ' ') {
-        piece.erase(0, 1);
-      }
-      if (!piece.empty() || vocab_[id].type != token_type::control) first = false;
+      std::string_view piece = token_to_piece(id, special);
+      if (strip_space && !piece.empty() && piece.front() == ' ') piece.remove_prefix(1);
+      strip_space = false;
       out += piece;
     }
+    if (vocab_.clean_spaces()) clean_up_spaces(out);
     return out;
   }
 
@@ -4633,17 +6223,55 @@ class tokenizer {
     std::size_t begin = 0, end = 0;
     token_id token = -1;  // >= 0: a special token matched in the text
   };
+  struct spm_symbol {
+    int prev, next;
+    std::uint32_t begin, length;
+  };
+  struct bpe_symbol {
+    int prev, next;
+    std::uint32_t begin, length;
+    token_id id;  // the token whose text this symbol is, or -1
+  };
+  struct bigram {
+    float score;  // SentencePiece: higher first
+    int rank;     // BPE: lower first
+    int left, right;
+    std::uint32_t length;
+  };
+  // Per-call buffers, reused across the words of one call.
+  struct workspace {
+    std::vector<fragment> fragments, fragments_next;
+    std::string text;
+    std::vector<spm_symbol> spm;
+    std::vector<bpe_symbol> bpe;
+    std::vector<bigram> heap;
+    std::vector<std::uint32_t> cps;
+    std::vector<std::uint8_t> classes;
+    std::vector<std::uint32_t> words, scratch;
+    std::string pair;
+  };
+
+  static bool is_space_byte(char c) noexcept { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
   // Splits the text around special tokens (longest first; control and unknown tokens only when
   // parse_special), absorbing whitespace next to tokens that strip it.
-  std::vector<fragment> partition(std::string_view text, bool parse_special) const {
-    std::vector<fragment> fragments;
-    if (text.empty()) return fragments;
+  void partition(std::string_view text, bool parse_special, std::vector<fragment>& fragments) const {
+    fragments.clear();
+    if (text.empty()) return;
     fragments.push_back({0, text.size(), -1});
     std::vector<fragment> next;
     for (const token_id id : vocab_.special_tokens()) {
-      const auto& t = vocab_[id];
+      const auto t = vocab_[id];
       if (!parse_special && (t.type == token_type::control || t.type == token_type::unknown)) continue;
+      if (t.text.empty()) continue;
+      bool found = false;
+      for (const fragment& f : fragments) {
+        if (f.token < 0 && text.substr(f.begin, f.end - f.begin).find(t.text) != std::string_view::npos) {
+          found = true;
+          break;
+        }
+      }
+      if (!found) continue;
       next.clear();
       for (const fragment& f : fragments) {
         if (f.token >= 0) {
@@ -4656,75 +6284,70 @@ class tokenizer {
           if (at == std::string_view::npos) break;
           const std::size_t match = begin + at;
           std::size_t left_end = match;
-          if (t.lstrip) while (left_end > begin && std::isspace(static_cast<unsigned char>(text[left_end - 1]))) --left_end;
+          if (t.lstrip) {
+            while (left_end > begin && is_space_byte(text[left_end - 1])) --left_end;
+          }
           if (left_end > begin) next.push_back({begin, left_end, -1});
           next.push_back({match, match + t.text.size(), id});
           begin = match + t.text.size();
-          if (t.rstrip) while (begin < f.end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
+          if (t.rstrip) {
+            while (begin < f.end && is_space_byte(text[begin])) ++begin;
+          }
         }
         if (begin < f.end) next.push_back({begin, f.end, -1});
       }
       fragments.swap(next);
     }
-    return fragments;
   }
 
   // --- SentencePiece ------------------------------------------------------------------
 
-  static std::string unescape_spm(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size();) {
-      if (text.substr(i, 3) == "\xE2\x96\x81") {
-        out += ' ';
-        i += 3;
-      } else {
-        out += text[i++];
-      }
-    }
-    return out;
+  // The reference cuts symbols by the lead byte alone (F8..FF count as 4-byte leads).
+  static std::uint32_t spm_char_length(std::uint8_t lead) noexcept {
+    static constexpr std::uint8_t table[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return table[lead >> 4];
   }
 
   // Greedy merging of the adjacent pair whose concatenation is the best-scoring vocabulary
   // token (ties: leftmost), then byte fallback for pieces the vocabulary lacks.
-  void encode_spm(std::string_view raw, bool space_prefix, std::vector<token_id>& out) const {
-    std::string text;
-    text.reserve(raw.size() * 3 + 3);
+  void encode_spm(std::string_view raw, bool space_prefix, std::vector<token_id>& out, workspace& ws) const {
+    std::string& text = ws.text;
+    text.clear();
     if (space_prefix) text += "\xE2\x96\x81";
     for (const char c : raw) {
       if (c == ' ') text += "\xE2\x96\x81";
       else text += c;
     }
-    struct symbol {
-      int prev, next;
-      std::size_t begin, length;
-    };
-    std::vector<symbol> symbols;
+    if (text.empty()) return;
+    auto& symbols = ws.spm;
+    symbols.clear();
     for (std::size_t pos = 0; pos < text.size();) {
-      const std::size_t length = std::min(utf8::sequence_length(static_cast<std::uint8_t>(text[pos])), text.size() - pos);
-      symbols.push_back({static_cast<int>(symbols.size()) - 1, static_cast<int>(symbols.size()) + 1, pos, length});
+      const auto length = std::min<std::size_t>(spm_char_length(static_cast<std::uint8_t>(text[pos])), text.size() - pos);
+      const int index = static_cast<int>(symbols.size());
+      symbols.push_back({index - 1, index + 1, static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(length)});
       pos += length;
     }
-    if (symbols.empty()) return;
     symbols.back().next = -1;
-    struct bigram {
-      int left, right;
-      float score;
-      std::size_t length;
-      bool operator<(const bigram& o) const { return score < o.score || (score == o.score && left > o.left); }
+    auto& heap = ws.heap;
+    heap.clear();
+    const auto before = [](const bigram& a, const bigram& b) {  // "a has lower priority than b"
+      return a.score < b.score || (a.score == b.score && a.left > b.left);
     };
-    std::priority_queue<bigram> queue;
     auto try_add = [&](int left, int right) {
       if (left < 0 || right < 0) return;
-      const std::string_view pair(text.data() + symbols[left].begin, symbols[left].length + symbols[right].length);
-      if (const auto id = vocab_.find(pair)) queue.push({left, right, vocab_[*id].score, pair.size()});
+      const std::uint32_t length = symbols[left].length + symbols[right].length;
+      const token_id id = vocab_.find_id(std::string_view(text.data() + symbols[left].begin, length));
+      if (id < 0) return;
+      heap.push_back({vocab_.score(id), 0, left, right, length});
+      std::push_heap(heap.begin(), heap.end(), before);
     };
     for (int i = 1; i < static_cast<int>(symbols.size()); ++i) try_add(i - 1, i);
-    while (!queue.empty()) {
-      const bigram b = queue.top();
-      queue.pop();
-      symbol& left = symbols[b.left];
-      symbol& right = symbols[b.right];
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), before);
+      const bigram b = heap.back();
+      heap.pop_back();
+      spm_symbol& left = symbols[b.left];
+      spm_symbol& right = symbols[b.right];
       if (left.length == 0 || right.length == 0 || left.length + right.length != b.length) continue;  // stale
       left.length += right.length;
       right.length = 0;
@@ -4735,8 +6358,9 @@ class tokenizer {
     }
     for (int i = 0; i != -1; i = symbols[i].next) {
       const std::string_view piece(text.data() + symbols[i].begin, symbols[i].length);
-      if (const auto id = vocab_.find(piece)) {
-        out.push_back(*id);
+      const token_id id = vocab_.find_id(piece);
+      if (id >= 0) {
+        out.push_back(id);
         continue;
       }
       for (const char c : piece) {
@@ -4751,84 +6375,127 @@ class tokenizer {
 
   // GPT-2's reversible map from bytes to printable code points.
   void build_byte_maps() {
+    std::fill(std::begin(unmapped_), std::end(unmapped_), std::int16_t{-1});
     int extra = 0;
     for (int b = 0; b < 256; ++b) {
       const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       const std::uint32_t cp = printable ? static_cast<std::uint32_t>(b) : 256u + static_cast<std::uint32_t>(extra++);
-      byte_to_text_[b].clear();
-      utf8::append(byte_to_text_[b], cp);
-      text_to_byte_[cp] = static_cast<std::uint8_t>(b);
-      byte_mapped_[cp] = true;
+      std::string text;
+      utf8::append(text, cp);
+      byte_text_len_[b] = static_cast<std::uint8_t>(text.size());
+      std::copy(text.begin(), text.end(), byte_text_[b]);
+      byte_token_[b] = vocab_.find_id(text);
+      unmapped_[cp] = static_cast<std::int16_t>(b);
     }
   }
 
-  std::string unmap_bpe(std::string_view text) const {
-    std::string out;
-    for (std::size_t pos = 0; pos < text.size();) {
-      const std::size_t start = pos;
-      const std::uint32_t cp = utf8::decode_lenient(text, pos);
-      if (cp < 324 && byte_mapped_[cp]) out += static_cast<char>(text_to_byte_[cp]);
-      else out.append(text.substr(start, pos - start));  // not a mapped code point: keep it
-    }
-    return out;
-  }
-
-  void encode_bpe(std::string_view raw, std::vector<token_id>& out) const {
-    // Invalid UTF-8 becomes U+FFFD and overlong forms their code points before the bytes
-    // are mapped, as in the reference: the BPE sees the re-encoded text.
-    std::string text;
-    text.reserve(raw.size());
-    for (std::size_t pos = 0; pos < raw.size();) utf8::append(text, utf8::decode_lenient(raw, pos));
-    std::vector<std::pair<std::size_t, std::size_t>> words;
-    split_gpt2(text, words);
-    std::string mapped;
-    for (const auto& [begin, end] : words) {
-      mapped.clear();
-      std::vector<std::size_t> boundaries;  // symbol starts in `mapped`
-      for (std::size_t i = begin; i < end; ++i) {
-        boundaries.push_back(mapped.size());
-        mapped += byte_to_text_[static_cast<std::uint8_t>(text[i])];
+  void encode_bpe(std::string_view raw, std::vector<token_id>& out, workspace& ws) const {
+    // Lenient decoding as in the reference: invalid bytes become U+FFFD, overlong forms and
+    // surrogates their code points; the words are then re-encoded from the code points.
+    auto& cps = ws.cps;
+    auto& classes = ws.classes;
+    cps.clear();
+    classes.clear();
+    for (std::size_t pos = 0; pos < raw.size();) {
+      const auto c = static_cast<std::uint8_t>(raw[pos]);
+      std::uint32_t cp;
+      if (c < 0x80) {
+        cp = c;
+        ++pos;
+      } else {
+        cp = utf8::decode_lenient(raw, pos);
       }
-      merge_bpe(mapped, boundaries, out);
+      cps.push_back(cp);
+    }
+    const std::uint8_t* bmp = unicode::bmp_classes();
+    classes.resize(cps.size());
+    for (std::size_t i = 0; i < cps.size(); ++i) classes[i] = cps[i] < 0x10000 ? bmp[cps[i]] : unicode::classify_slow(cps[i]);
+    pre_.split(cps, classes, ws.words, ws.scratch);
+    std::size_t start = 0;
+    for (const auto length : ws.words) {
+      encode_word(std::span<const std::uint32_t>(cps.data() + start, length), out, ws);
+      start += length;
     }
   }
 
-  // Merges adjacent symbols by rank (lowest first, leftmost on ties) until none applies.
-  void merge_bpe(const std::string& word, const std::vector<std::size_t>& starts, std::vector<token_id>& out) const {
-    struct symbol {
-      int prev, next;
-      std::size_t begin, length;
-    };
-    std::vector<symbol> symbols;
-    for (std::size_t i = 0; i < starts.size(); ++i) {
-      const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : word.size();
-      symbols.push_back({static_cast<int>(i) - 1, static_cast<int>(i) + 1, starts[i], end - starts[i]});
+  // Maps one word's bytes to their printable code points and merges them by rank.
+  void encode_word(std::span<const std::uint32_t> word, std::vector<token_id>& out, workspace& ws) const {
+    std::string& text = ws.text;
+    auto& symbols = ws.bpe;
+    text.clear();
+    symbols.clear();
+    for (const std::uint32_t cp : word) {
+      char bytes[4];
+      std::size_t n;
+      if (cp < 0x80) {
+        bytes[0] = static_cast<char>(cp);
+        n = 1;
+      } else if (cp < 0x800) {
+        bytes[0] = static_cast<char>(0xC0 | (cp >> 6));
+        bytes[1] = static_cast<char>(0x80 | (cp & 0x3F));
+        n = 2;
+      } else if (cp < 0x10000) {
+        bytes[0] = static_cast<char>(0xE0 | (cp >> 12));
+        bytes[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        bytes[2] = static_cast<char>(0x80 | (cp & 0x3F));
+        n = 3;
+      } else {
+        bytes[0] = static_cast<char>(0xF0 | ((cp >> 18) & 0x07));
+        bytes[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        bytes[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        bytes[3] = static_cast<char>(0x80 | (cp & 0x3F));
+        n = 4;
+      }
+      for (std::size_t k = 0; k < n; ++k) {
+        const auto b = static_cast<std::uint8_t>(bytes[k]);
+        const int index = static_cast<int>(symbols.size());
+        symbols.push_back({index - 1, index + 1, static_cast<std::uint32_t>(text.size()), byte_text_len_[b], byte_token_[b]});
+        text.append(byte_text_[b], byte_text_len_[b]);
+      }
     }
     if (symbols.empty()) return;
     symbols.back().next = -1;
-    struct bigram {
-      int left, right, rank;
-      std::size_t length;
-      bool operator<(const bigram& o) const { return rank > o.rank || (rank == o.rank && left > o.left); }
-    };
-    std::priority_queue<bigram> queue;
-    std::string pair;
+    if (vocab_.ignore_merges()) {
+      const token_id whole = vocab_.find_id(text);
+      if (whole >= 0) {
+        out.push_back(whole);
+        return;
+      }
+    }
+    auto& heap = ws.heap;
+    heap.clear();
+    const auto before = [](const bigram& a, const bigram& b) { return a.rank > b.rank || (a.rank == b.rank && a.left > b.left); };
+    const bool text_merges = vocab_.has_text_merges();
     auto try_add = [&](int left, int right) {
       if (left < 0 || right < 0) return;
-      pair.assign(word, symbols[left].begin, symbols[left].length);
-      pair += ' ';
-      pair.append(word, symbols[right].begin, symbols[right].length);
-      const int rank = vocab_.merge_rank(pair);
-      if (rank >= 0) queue.push({left, right, rank, symbols[left].length + symbols[right].length});
+      const bpe_symbol& l = symbols[left];
+      const bpe_symbol& r = symbols[right];
+      int rank = -1;
+      if (l.id >= 0 && r.id >= 0) {
+        if (const auto* m = vocab_.merge(l.id, r.id)) rank = m->rank;
+      } else if (text_merges) {
+        rank = vocab_.merge_rank(std::string_view(text).substr(l.begin, l.length), std::string_view(text).substr(r.begin, r.length));
+      }
+      if (rank < 0) return;
+      heap.push_back({0.0f, rank, left, right, l.length + r.length});
+      std::push_heap(heap.begin(), heap.end(), before);
     };
     for (int i = 1; i < static_cast<int>(symbols.size()); ++i) try_add(i - 1, i);
-    while (!queue.empty()) {
-      const bigram b = queue.top();
-      queue.pop();
-      symbol& left = symbols[b.left];
-      symbol& right = symbols[b.right];
-      if (left.length == 0 || right.length == 0 || left.length + right.length != b.length) continue;
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), before);
+      const bigram b = heap.back();
+      heap.pop_back();
+      bpe_symbol& left = symbols[b.left];
+      bpe_symbol& right = symbols[b.right];
+      if (left.length == 0 || right.length == 0 || left.length + right.length != b.length) continue;  // stale
+      token_id merged = -1;
+      if (left.id >= 0 && right.id >= 0) {
+        if (const auto* m = vocab_.merge(left.id, right.id)) merged = m->merged;
+      } else {
+        merged = vocab_.find_id(std::string_view(text).substr(left.begin, left.length + right.length));
+      }
       left.length += right.length;
+      left.id = merged;
       right.length = 0;
       left.next = right.next;
       if (right.next >= 0) symbols[right.next].prev = b.left;
@@ -4836,44 +6503,155 @@ class tokenizer {
       try_add(b.left, left.next);
     }
     for (int i = 0; i != -1; i = symbols[i].next) {
-      const std::string_view piece(word.data() + symbols[i].begin, symbols[i].length);
-      if (const auto id = vocab_.find(piece)) {
-        out.push_back(*id);
+      const bpe_symbol& s = symbols[i];
+      if (s.id >= 0) {
+        out.push_back(s.id);
         continue;
       }
-      // A piece without a token: fall back to its single (mapped) bytes.
-      for (std::size_t pos = 0; pos < piece.size();) {
-        const std::size_t start = pos;
-        utf8::decode_lenient(piece, pos);
-        if (const auto id = vocab_.find(piece.substr(start, pos - start))) out.push_back(*id);
-        else if (vocab_.unk()) out.push_back(*vocab_.unk());
+      // A piece without a token: its single bytes that are tokens, the others dropped (as the reference).
+      for (std::uint32_t k = 0; k < s.length; ++k) {
+        const token_id id = vocab_.find_id(std::string_view(text).substr(s.begin + k, 1));
+        if (id >= 0) out.push_back(id);
       }
     }
   }
 
+  // --- pieces -------------------------------------------------------------------------
+
+  // The piece of every token, computed once (special = true form); control and unknown tokens
+  // are hidden when special = false.
+  void build_pieces() {
+    const std::size_t n = vocab_.size();
+    piece_offsets_.reserve(n + 1);
+    hidden_.assign(n, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto id = static_cast<token_id>(i);
+      piece_offsets_.push_back(pieces_.size());
+      const auto t = vocab_[id];
+      switch (t.type) {
+        case token_type::control:
+        case token_type::unknown:
+          hidden_[i] = 1;
+          pieces_ += t.text;
+          break;
+        case token_type::user_defined:
+          pieces_ += t.text;
+          break;
+        case token_type::normal:
+          if (vocab_.kind() == model_kind::spm) append_unescaped(pieces_, t.text);
+          else append_unmapped(pieces_, t.text);
+          break;
+        case token_type::byte:
+          if (t.text.size() == 6 && t.text.starts_with("<0x") && t.text.back() == '>') {
+            pieces_ += static_cast<char>(std::stoi(std::string(t.text.substr(3, 2)), nullptr, 16));
+          } else if (vocab_.kind() == model_kind::bpe) {
+            append_unmapped(pieces_, t.text);
+          }
+          break;
+        default:  // unused, undefined: nothing, as in the reference
+          break;
+      }
+    }
+    piece_offsets_.push_back(pieces_.size());
+  }
+
+  static void append_unescaped(std::string& out, std::string_view text) {
+    for (std::size_t i = 0; i < text.size();) {
+      if (text.compare(i, 3, "\xE2\x96\x81") == 0) {
+        out += ' ';
+        i += 3;
+      } else {
+        out += text[i++];
+      }
+    }
+  }
+
+  // Inverse of the byte map. A code point outside it is written as the reference does:
+  // "[UNK_BYTE_0x<its UTF-8 in hex><the token text>]".
+  void append_unmapped(std::string& out, std::string_view text) const {
+    for (std::size_t pos = 0; pos < text.size();) {
+      const std::uint32_t cp = utf8::decode_lenient(text, pos);
+      if (cp < 324 && unmapped_[cp] >= 0) {
+        out += static_cast<char>(unmapped_[cp]);
+        continue;
+      }
+      std::string bytes;
+      utf8::append(bytes, cp);
+      out += "[UNK_BYTE_0x";
+      static constexpr char hex[] = "0123456789abcdef";
+      for (const unsigned char c : bytes) {
+        out += hex[c >> 4];
+        out += hex[c & 15];
+      }
+      out += text;
+      out += ']';
+    }
+  }
+
+  // The reference's clean-up for vocabularies with clean_spaces: " ?", " !", " .", " ,"
+  // lose the space; " ' " becomes "'"; " 's", " 'm", " 're", " 've" lose the space.
+  static void clean_up_spaces(std::string& t) {
+    std::size_t n = t.size();
+    std::size_t total = n ? 1 : 0;
+    for (std::size_t i = 1; i < n; ++i) {
+      const char x = t[i];
+      if (t[i - 1] == ' ' && (x == '?' || x == '!' || x == '.' || x == ',')) --total;
+      t[total++] = x;
+    }
+    n = total;
+    total = n ? 1 : 0;
+    for (std::size_t i = 1; i < n; ++i) {
+      const char x = t[i];
+      if (x == '\'' && i + 1 < n && t[i - 1] == ' ' && t[i + 1] == ' ') {
+        --total;
+        t[++i] = '\0';
+      }
+      t[total++] = x;
+    }
+    n = total;
+    total = n ? 1 : 0;
+    for (std::size_t i = 1; i < n; ++i) {
+      const char x = t[i];
+      if (t[i - 1] == ' ' && x == '\'' && i + 1 < n) {
+        const char x1 = t[i + 1];
+        if (x1 == 's' || x1 == 'm') {
+          --total;
+        } else if (x1 != 't' && x1 != 'd' && i + 2 < n) {
+          const char x2 = t[i + 2];
+          if ((x1 == 'r' && x2 == 'e') || (x1 == 'v' && x2 == 'e')) --total;
+        }
+      }
+      t[total++] = x;
+    }
+    t.resize(total);
+  }
+
   vocab vocab_;
-  pre_tokenizer pre_ = pre_tokenizer::gpt2;
-  std::string byte_to_text_[256];
-  std::uint8_t text_to_byte_[324] = {};
-  bool byte_mapped_[324] = {};
+  pre_tokenizer pre_;
+  char byte_text_[256][2] = {};
+  std::uint8_t byte_text_len_[256] = {};
+  token_id byte_token_[256] = {};
+  std::int16_t unmapped_[324] = {};
+  std::string pieces_;
+  std::vector<std::size_t> piece_offsets_;
+  std::vector<std::uint8_t> hidden_;
 };
 
-// Turns a stream of tokens into text without ever emitting part of a UTF-8 character: bytes
-// of an unfinished character wait for the next token.
+// Turns a stream of tokens into text without ever emitting part of a UTF-8 character: bytes of
+// an unfinished character wait for the next token; bytes that can never complete one are passed
+// through as they are. The concatenated output equals the concatenated pieces (with the first
+// piece's SentencePiece space dropped, as in decode); decode() additionally applies the space
+// clean-up of GPT-2 style vocabularies, which needs the whole text.
 class stream_decoder {
  public:
-  explicit stream_decoder(const tokenizer& t) : tokenizer_(&t) {}
+  explicit stream_decoder(const tokenizer& t, bool special = false) : tokenizer_(&t), special_(special) {}
 
   // The text that is complete after this token (possibly empty).
   std::string push(token_id id) {
-    pending_ += tokenizer_->token_to_piece(id);
-    if (first_ && tokenizer_->vocabulary().kind() == model_kind::spm && tokenizer_->vocabulary().add_space_prefix() &&
-        !pending_.empty()) {
-      if (pending_[0] == ' ') pending_.erase(0, 1);
-      first_ = false;
-    } else if (!pending_.empty()) {
-      first_ = false;
-    }
+    std::string_view piece = tokenizer_->token_to_piece(id, special_);
+    if (first_ && tokenizer_->vocabulary().add_space_prefix() && !piece.empty() && piece.front() == ' ') piece.remove_prefix(1);
+    first_ = false;
+    pending_ += piece;
     const std::size_t ready = utf8::complete_prefix(pending_);
     std::string out = pending_.substr(0, ready);
     pending_.erase(0, ready);
@@ -4881,25 +6659,474 @@ class stream_decoder {
   }
   // Whatever is left at the end (an unfinished character is emitted as its raw bytes).
   std::string flush() { return std::exchange(pending_, std::string()); }
-  // Start a new text without the leading-space rule of the first token.
+  // Continue a text: the next token is not the first (its leading space is kept).
   void continue_text() noexcept { first_ = false; }
 
  private:
   const tokenizer* tokenizer_;
+  bool special_ = false;
   std::string pending_;
   bool first_ = true;
 };
 
 }  // namespace chorus::inline CHORUS_ABI::tokenizer
 // ---- end chorus/tokenizer/tokenizer.hpp ----
+// ---- begin chorus/tokenizer/chat_template.hpp ----
+// chorus — chat templates: a conversation (system/user/assistant messages) as the prompt text
+// of a model family (ChatML, Llama 2, Llama 3, Mistral [INST] variants, Phi-3, Gemma).
+//
+// chorus does not run Jinja. The common families are implemented directly, each reproducing
+// what its published Jinja template renders; a model's `tokenizer.chat_template` is only
+// *recognised* by distinctive markers (detect_chat_template), or the format is chosen by name
+// (chat_template_from_name). A template that matches no family falls back to ChatML and says
+// so (chat_template_choice::fell_back) rather than failing: a wrong chat format degrades the
+// answers, it does not break the program, and the caller can override the choice by name.
+//
+// The output holds the special tokens as text ("<|im_start|>", "[INST]", "</s>"): tokenize
+// it with parse_special = true. It does NOT start with the BOS token unless
+// chat_options::add_bos is set: the tokenizer adds BOS itself (add_special = true, when the
+// vocabulary asks for it), and a BOS in the text as well would give two. End-of-turn tokens
+// inside the conversation ("</s>" after an assistant turn in the Mistral formats, "<s>" before
+// each later turn of Llama 2) are part of the format and always written.
+//
+// Families, with the first turns of system S, user U, assistant A, user V (generation prompt on):
+//   chatml            <|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n
+//                     <|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nV<|im_end|>\n<|im_start|>assistant\n
+//                     (Qwen2, SmolLM, Hermes, ...; no default system message is inserted)
+//   llama2            [INST] <<SYS>>\nS\n<</SYS>>\n\nU [/INST] A </s><s>[INST] V [/INST]
+//                     (contents stripped of surrounding whitespace, as the Llama-2-chat template does)
+//   llama3            <|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>...<|start_header_id|>assistant<|end_header_id|>\n\n
+//                     (contents stripped, as the Llama 3 template does)
+//   mistral_v1        [INST] S\n\nU [/INST]A</s>[INST] V [/INST]
+//                     (Mistral-7B-Instruct v0.1/v0.2 template, also the tiny-mistral test model's; that
+//                     template has no system role: S is folded into the first user message)
+//   mistral_v3        [INST] U[/INST] A</s>[INST] S\n\nV[/INST]
+//                     (Mistral-7B-Instruct v0.3: the system message goes into the LAST user message)
+//   mistral_v3_tekken [INST]U[/INST]A</s>[INST]S\n\nV[/INST]   (Mistral-Nemo; system in the last user message)
+//   mistral_v7        [SYSTEM_PROMPT]S[/SYSTEM_PROMPT][INST]U[/INST]A</s>[INST]V[/INST]
+//                     (Mistral-Small 2501/2503, tekken spacing; no default system message is inserted)
+//   phi3              <|system|>\nS<|end|>\n<|user|>\nU<|end|>\n<|assistant|>\nA<|end|>\n<|user|>\nV<|end|>\n<|assistant|>\n
+//   gemma             <start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\nA<end_of_turn>\n
+//                     <start_of_turn>user\nV<end_of_turn>\n<start_of_turn>model\n
+//                     (role "assistant" is written "model"; the system message is folded into the first
+//                     user turn, as Gemma 3's template does; message contents are stripped)
+// In the [INST] formats a prompt that ends with a user turn already asks for the answer, so
+// add_generation_prompt changes nothing there.
+//
+// Roles: "system", "user", "assistant" everywhere. ChatML and Llama 3 write any other role name
+// as given (e.g. "tool", "ipython"); the other families reject it (errc::invalid_argument). The
+// families that fold the system message into a user turn accept it only as the first message.
+
+#include <array>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::tokenizer {
+
+struct chat_message {
+  std::string role;     // "system", "user", "assistant" (others: see above)
+  std::string content;  // UTF-8
+};
+
+enum class chat_template_kind {
+  chatml,
+  llama2,
+  llama3,
+  mistral_v1,
+  mistral_v3,
+  mistral_v3_tekken,
+  mistral_v7,
+  phi3,
+  gemma,
+  unknown,  // only from detect_chat_template: nothing matched
+};
+
+inline constexpr chat_template_kind default_chat_template = chat_template_kind::chatml;
+
+namespace detail {
+struct chat_template_name {
+  chat_template_kind kind;
+  std::string_view name;
+};
+inline constexpr std::array<chat_template_name, 9> chat_template_names{{
+    {chat_template_kind::chatml, "chatml"},
+    {chat_template_kind::llama2, "llama2"},
+    {chat_template_kind::llama3, "llama3"},
+    {chat_template_kind::mistral_v1, "mistral-v1"},
+    {chat_template_kind::mistral_v3, "mistral-v3"},
+    {chat_template_kind::mistral_v3_tekken, "mistral-v3-tekken"},
+    {chat_template_kind::mistral_v7, "mistral-v7"},
+    {chat_template_kind::phi3, "phi3"},
+    {chat_template_kind::gemma, "gemma"},
+}};
+}  // namespace detail
+
+// The name used by chat_template_from_name ("chatml", "mistral-v7", ...); "unknown" for unknown.
+constexpr std::string_view to_string(chat_template_kind kind) noexcept {
+  for (const auto& entry : detail::chat_template_names) {
+    if (entry.kind == kind) return entry.name;
+  }
+  return "unknown";
+}
+
+// The valid names, comma-separated, for messages and --help texts.
+inline std::string chat_template_names() {
+  std::string names;
+  for (const auto& entry : detail::chat_template_names) {
+    if (!names.empty()) names += ", ";
+    names += entry.name;
+  }
+  return names;
+}
+
+// Explicit choice by name. Accepts the names above, case-insensitively, with '_' for '-', and a
+// few aliases used by other tools ("qwen2", "smollm" -> chatml; "mistral" -> mistral-v1,
+// "mistral-v7-tekken" -> mistral-v7, "phi-3" -> phi3, "gemma2"/"gemma3" -> gemma, "llama-2", "llama-3").
+// An unknown name is errc::invalid_argument listing the valid ones.
+inline chat_template_kind chat_template_from_name(std::string_view name) {
+  std::string key;
+  for (char c : name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    key += c == '_' ? '-' : c;
+  }
+  for (const auto& entry : detail::chat_template_names) {
+    if (entry.name == key) return entry.kind;
+  }
+  struct alias {
+    std::string_view name;
+    chat_template_kind kind;
+  };
+  static constexpr alias aliases[] = {
+      {"qwen2", chat_template_kind::chatml},          {"smollm", chat_template_kind::chatml},
+      {"llama-2", chat_template_kind::llama2},        {"llama-3", chat_template_kind::llama3},
+      {"mistral", chat_template_kind::mistral_v1},    {"mistral-v7-tekken", chat_template_kind::mistral_v7},
+      {"phi-3", chat_template_kind::phi3},            {"gemma2", chat_template_kind::gemma},
+      {"gemma3", chat_template_kind::gemma},
+  };
+  for (const auto& a : aliases) {
+    if (a.name == key) return a.kind;
+  }
+  fail(errc::invalid_argument, "chat template: unknown name '", name, "' (valid: ", chat_template_names(), ")");
+}
+
+// Recognises a Jinja chat template by the markers that distinguish the families. Returns
+// chat_template_kind::unknown when none matches (including an empty source).
+inline chat_template_kind detect_chat_template(std::string_view jinja) noexcept {
+  const auto has = [jinja](std::string_view marker) { return jinja.find(marker) != std::string_view::npos; };
+  if (jinja.empty()) return chat_template_kind::unknown;
+  if (has("<|im_start|>")) return chat_template_kind::chatml;
+  if (has("<|start_header_id|>")) return chat_template_kind::llama3;
+  if (has("<start_of_turn>")) return chat_template_kind::gemma;
+  if (has("<|user|>") && has("<|end|>")) return chat_template_kind::phi3;
+  if (has("[INST]")) {
+    if (has("[SYSTEM_PROMPT]")) return chat_template_kind::mistral_v7;
+    if (has("<<SYS>>")) return chat_template_kind::llama2;
+    // The spacing around the markers is what tells the [INST] generations apart:
+    // v1 writes "[INST] " ... " [/INST]", v3 "[INST] " ... "[/INST]", v3-tekken "[INST]" ... "[/INST]".
+    if (has(" [/INST]")) return chat_template_kind::mistral_v1;
+    if (has("[INST] ")) return chat_template_kind::mistral_v3;
+    return chat_template_kind::mistral_v3_tekken;
+  }
+  return chat_template_kind::unknown;
+}
+
+// The outcome of choosing a format for a model: the family, and whether it was a fallback.
+struct chat_template_choice {
+  chat_template_kind kind = default_chat_template;
+  bool fell_back = false;  // the template was absent or not recognised: `kind` is the default
+  std::string warning;     // why it fell back (empty when it did not), for the caller to log
+};
+
+// Detects the family of a Jinja template, falling back to ChatML (with a warning) when the
+// template is empty or unrecognised. Never throws for any input.
+inline chat_template_choice choose_chat_template(std::string_view jinja) {
+  chat_template_choice choice;
+  const auto kind = detect_chat_template(jinja);
+  if (kind != chat_template_kind::unknown) {
+    choice.kind = kind;
+    return choice;
+  }
+  choice.fell_back = true;
+  choice.warning = jinja.empty() ? "chat template: the model has no chat template; using chatml"
+                                 : "chat template: not recognised; using chatml (choose one by name to override)";
+  return choice;
+}
+
+// The same for a model file: reads `tokenizer.chat_template` (absent -> fallback).
+inline chat_template_choice choose_chat_template(const gguf::file& model) {
+  const auto source = model.find<std::string_view>("tokenizer.chat_template");
+  return choose_chat_template(source ? *source : std::string_view{});
+}
+
+struct chat_options {
+  bool add_generation_prompt = true;  // end with the opening of an assistant turn
+  bool add_bos = false;               // start with the family's BOS text (see the top of this file)
+};
+
+namespace detail {
+
+inline std::string_view strip(std::string_view s) noexcept {
+  constexpr std::string_view space = " \t\n\r\f\v";
+  const auto first = s.find_first_not_of(space);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(space) - first + 1);
+}
+
+inline std::string_view bos_text(chat_template_kind kind) noexcept {
+  switch (kind) {
+    case chat_template_kind::llama3: return "<|begin_of_text|>";
+    case chat_template_kind::gemma: return "<bos>";
+    case chat_template_kind::chatml: return "";  // ChatML models (Qwen2, SmolLM) use no BOS in their prompts
+    default: return "<s>";
+  }
+}
+
+[[noreturn]] inline void unsupported_role(chat_template_kind kind, const chat_message& m, std::size_t index) {
+  fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", index, " has role '", m.role,
+       "' (supported: system, user, assistant)");
+}
+
+inline void check_role(chat_template_kind kind, const chat_message& m, std::size_t index) {
+  if (m.role != "system" && m.role != "user" && m.role != "assistant") unsupported_role(kind, m, index);
+}
+
+// Families that fold the system message into a user turn accept it only first.
+inline void check_system_first(chat_template_kind kind, std::span<const chat_message> messages) {
+  for (std::size_t i = 1; i < messages.size(); ++i) {
+    if (messages[i].role == "system") {
+      fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", i,
+           " is a system message; this format takes one, as the first message");
+    }
+  }
+}
+
+inline void apply_chatml(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
+  for (const auto& m : messages) {
+    out += "<|im_start|>";
+    out += m.role;
+    out += '\n';
+    out += m.content;
+    out += "<|im_end|>\n";
+  }
+  if (generation_prompt) out += "<|im_start|>assistant\n";
+}
+
+inline void apply_llama3(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
+  for (const auto& m : messages) {
+    out += "<|start_header_id|>";
+    out += m.role;
+    out += "<|end_header_id|>\n\n";
+    out += strip(m.content);
+    out += "<|eot_id|>";
+  }
+  if (generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+}
+
+inline void apply_llama2(std::string& out, std::span<const chat_message> messages) {
+  std::string_view system;
+  if (!messages.empty() && messages[0].role == "system") {
+    system = messages[0].content;
+    messages = messages.subspan(1);
+  }
+  bool first_turn = true;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (m.role == "user") {
+      if (!first_turn) out += "<s>";  // the first BOS is the tokenizer's (or add_bos)
+      std::string content;
+      if (first_turn && !system.empty()) {
+        content = "<<SYS>>\n";
+        content += system;
+        content += "\n<</SYS>>\n\n";
+      }
+      content += m.content;
+      out += "[INST] ";
+      out += strip(content);
+      out += " [/INST]";
+    } else {
+      out += ' ';
+      out += strip(m.content);
+      out += " </s>";
+    }
+    first_turn = false;
+  }
+}
+
+// mistral_v1, mistral_v3, mistral_v3_tekken: [INST] turns, system folded into a user message.
+inline void apply_mistral_inst(std::string& out, chat_template_kind kind, std::span<const chat_message> messages) {
+  std::string_view system;
+  if (!messages.empty() && messages[0].role == "system") {
+    system = messages[0].content;
+    messages = messages.subspan(1);
+  }
+  const bool v1 = kind == chat_template_kind::mistral_v1;
+  const std::string_view open = kind == chat_template_kind::mistral_v3_tekken ? "[INST]" : "[INST] ";
+  const std::string_view close = v1 ? " [/INST]" : "[/INST]";
+  const std::string_view before_answer = kind == chat_template_kind::mistral_v3 ? " " : "";
+  // v1 puts the system message in the first user message, v3 and v3-tekken in the last one.
+  std::size_t system_target = messages.size();
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role != "user") continue;
+    system_target = i;
+    if (v1) break;
+  }
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (m.role == "user") {
+      out += open;
+      if (i == system_target && !system.empty()) {
+        out += system;
+        out += "\n\n";
+      }
+      out += m.content;
+      out += close;
+    } else {
+      out += before_answer;
+      out += m.content;
+      out += "</s>";
+    }
+  }
+  // A system message with no user message to carry it still reaches the model.
+  if (system_target == messages.size() && !system.empty()) {
+    out += open;
+    out += system;
+    out += close;
+  }
+}
+
+inline void apply_mistral_v7(std::string& out, std::span<const chat_message> messages) {
+  for (const auto& m : messages) {
+    if (m.role == "system") {
+      out += "[SYSTEM_PROMPT]";
+      out += m.content;
+      out += "[/SYSTEM_PROMPT]";
+    } else if (m.role == "user") {
+      out += "[INST]";
+      out += m.content;
+      out += "[/INST]";
+    } else {
+      out += m.content;
+      out += "</s>";
+    }
+  }
+}
+
+inline void apply_phi3(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
+  for (const auto& m : messages) {
+    out += "<|";
+    out += m.role;
+    out += "|>\n";
+    out += m.content;
+    out += "<|end|>\n";
+  }
+  if (generation_prompt) out += "<|assistant|>\n";
+}
+
+inline void apply_gemma(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
+  std::string_view system;
+  if (!messages.empty() && messages[0].role == "system") {
+    system = messages[0].content;
+    messages = messages.subspan(1);
+  }
+  bool system_pending = !system.empty();
+  for (const auto& m : messages) {
+    out += "<start_of_turn>";
+    out += m.role == "assistant" ? std::string_view("model") : std::string_view(m.role);
+    out += '\n';
+    if (system_pending && m.role == "user") {
+      out += system;
+      out += "\n\n";
+      system_pending = false;
+    }
+    out += strip(m.content);
+    out += "<end_of_turn>\n";
+  }
+  if (system_pending) {  // a system message and no user turn: give it a user turn of its own
+    out += "<start_of_turn>user\n";
+    out += system;
+    out += "<end_of_turn>\n";
+  }
+  if (generation_prompt) out += "<start_of_turn>model\n";
+}
+
+}  // namespace detail
+
+// The prompt text for `messages` in the format `kind`. Throws errc::invalid_argument for
+// kind == unknown, a role the format does not have, or a misplaced system message.
+inline std::string apply_chat_template(chat_template_kind kind, std::span<const chat_message> messages,
+                                       const chat_options& options = {}) {
+  if (kind == chat_template_kind::unknown) {
+    fail(errc::invalid_argument, "chat template: no format chosen (kind unknown; valid: ", chat_template_names(), ")");
+  }
+  const bool any_role = kind == chat_template_kind::chatml || kind == chat_template_kind::llama3;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role.empty()) detail::unsupported_role(kind, messages[i], i);
+    if (!any_role) detail::check_role(kind, messages[i], i);
+  }
+  std::string out;
+  std::size_t reserve = 64;
+  for (const auto& m : messages) reserve += m.content.size() + 32;
+  out.reserve(reserve);
+  if (options.add_bos) out += detail::bos_text(kind);
+  switch (kind) {
+    case chat_template_kind::chatml: detail::apply_chatml(out, messages, options.add_generation_prompt); break;
+    case chat_template_kind::llama3: detail::apply_llama3(out, messages, options.add_generation_prompt); break;
+    case chat_template_kind::llama2:
+      detail::check_system_first(kind, messages);
+      detail::apply_llama2(out, messages);
+      break;
+    case chat_template_kind::mistral_v1:
+    case chat_template_kind::mistral_v3:
+    case chat_template_kind::mistral_v3_tekken:
+      detail::check_system_first(kind, messages);
+      detail::apply_mistral_inst(out, kind, messages);
+      break;
+    case chat_template_kind::mistral_v7: detail::apply_mistral_v7(out, messages); break;
+    case chat_template_kind::phi3: detail::apply_phi3(out, messages, options.add_generation_prompt); break;
+    case chat_template_kind::gemma:
+      detail::check_system_first(kind, messages);
+      detail::apply_gemma(out, messages, options.add_generation_prompt);
+      break;
+    case chat_template_kind::unknown: break;
+  }
+  return out;
+}
+
+inline std::string apply_chat_template(chat_template_kind kind, std::initializer_list<chat_message> messages,
+                                       const chat_options& options = {}) {
+  return apply_chat_template(kind, std::span<const chat_message>(messages.begin(), messages.size()), options);
+}
+
+}  // namespace chorus::inline CHORUS_ABI::tokenizer
+// ---- end chorus/tokenizer/chat_template.hpp ----
 
 // sample/, generate/
 // ---- begin chorus/sample/sampler.hpp ----
 // chorus — turning logits into the next token: small composable stages (penalties,
 // temperature, top-k, top-p, min-p) over a candidate list, then a seeded random pick or the
 // arg-max. Buffers are sized once per sampler; sampling a token allocates nothing.
+//
+// A stage is any type with `void apply(candidates&) const` (the `stage` concept): it edits
+// the logits in place and/or shrinks the candidate span. `chain{a, b, c}.apply(cands)` runs
+// several in order; pick_random / pick_greedy choose the token. `sampler` composes them from
+// `sampling_params` in the usual order: penalties, top-k, top-p, min-p, temperature, pick
+// (temperature 0 = greedy after the penalties; top-p and min-p judge the untempered
+// distribution).
+//
+// Log-probabilities reported with a token (`sampled::logprob`, `sampled::top`) are the
+// log-softmax of the ORIGINAL logits, before penalties, temperature and truncation: they
+// measure what the model believed, comparable across members with different sampling
+// settings (the fusion judges rely on this), and never -inf for a token that was cut.
+//
+// Reproducibility: for a fixed seed and the same logits the choice is the same on every
+// standard library and platform: the uniform number is built from the generator's raw bits
+// (uniform01), not with std::uniform_real_distribution, and ties sort by id.
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -4907,6 +7134,7 @@ class stream_decoder {
 #include <random>
 #include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 
@@ -4935,7 +7163,8 @@ struct candidates {
   }
   void softmax() {
     sort();
-    const float max = items.empty() ? 0.0f : items[0].logit;
+    if (items.empty()) return;
+    const float max = items[0].logit;
     double sum = 0.0;
     for (auto& c : items) sum += (c.p = std::exp(c.logit - max));
     for (auto& c : items) c.p = static_cast<float>(c.p / sum);
@@ -4946,11 +7175,30 @@ struct candidates {
 
 // A stage is anything with apply(candidates&).
 template <class S>
-concept stage = requires(S s, candidates& c) { s.apply(c); };
+concept stage = requires(const S s, candidates& c) { s.apply(c); };
 
+// Several stages applied in order, itself a stage: chain{top_k{40}, temperature{0.7f}}.apply(c).
+template <stage... Stages>
+struct chain {
+  std::tuple<Stages...> stages;
+  explicit chain(Stages... s) : stages(std::move(s)...) {}
+  void apply(candidates& c) const {
+    std::apply([&c](const auto&... s) { (s.apply(c), ...); }, stages);
+  }
+};
+
+// Divides the logits by the temperature. A temperature of 0 (or below) is the limit: only the
+// best candidate (lowest id among equals) remains.
 struct temperature {
   float value = 1.0f;
   void apply(candidates& c) const {
+    if (c.items.empty()) return;
+    if (!(value > 0.0f)) {
+      c.sort();
+      c.keep(1);
+      c.normalised = false;
+      return;
+    }
     for (auto& x : c.items) x.logit /= value;
     c.normalised = false;
   }
@@ -4971,11 +7219,11 @@ struct top_k {
   }
 };
 
-// Keeps the smallest prefix whose probability reaches p.
+// Keeps the smallest prefix (by probability, descending) whose probability reaches p; at least one.
 struct top_p {
   float p = 0.95f;
   void apply(candidates& c) const {
-    if (p >= 1.0f) return;
+    if (p >= 1.0f || c.items.empty()) return;
     c.softmax();
     double sum = 0.0;
     std::size_t n = 0;
@@ -4988,11 +7236,11 @@ struct top_p {
   }
 };
 
-// Keeps the candidates whose probability is at least p times the best one's.
+// Keeps the candidates whose probability is at least p times the best one's (always the best).
 struct min_p {
   float p = 0.05f;
   void apply(candidates& c) const {
-    if (p <= 0.0f) return;
+    if (p <= 0.0f || c.items.empty()) return;
     c.sort();
     const float threshold = c.items[0].logit + std::log(p);
     std::size_t n = 1;
@@ -5003,7 +7251,10 @@ struct min_p {
 };
 
 // Repetition (divide positive logits, multiply negative ones), frequency and presence
-// penalties over the recent tokens.
+// penalties over the recent tokens: a token seen n > 0 times in `history` gets
+//   logit' = (logit > 0 ? logit / repeat : logit * repeat) - n * frequency - presence.
+// `counts` is scratch of n_vocab zeros (left zeroed); history ids must be in [0, n_vocab)
+// (the sampler checks them).
 struct penalties {
   float repeat = 1.0f;
   float frequency = 0.0f;
@@ -5026,6 +7277,16 @@ struct penalties {
   }
 };
 
+// The id of the best candidate; ties go to the lowest id. The candidates must be non-empty.
+inline std::int32_t pick_greedy(const candidates& c) noexcept {
+  if (c.sorted) return c.items[0].id;
+  const candidate* best = &c.items[0];
+  for (const auto& x : c.items) {
+    if (x.logit > best->logit || (x.logit == best->logit && x.id < best->id)) best = &x;
+  }
+  return best->id;
+}
+
 struct sampling_params {
   float temperature = 0.8f;  // 0 = greedy (arg-max, ties to the lowest id)
   std::int32_t top_k = 40;   // 0 = off
@@ -5043,8 +7304,10 @@ struct sampling_params {
     if (top_k < 0) fail(errc::invalid_argument, "sampling: top_k ", top_k, " must be >= 0");
     if (!(top_p > 0.0f && top_p <= 1.0f)) fail(errc::invalid_argument, "sampling: top_p ", top_p, " must be in (0, 1]");
     if (!(min_p >= 0.0f && min_p <= 1.0f)) fail(errc::invalid_argument, "sampling: min_p ", min_p, " must be in [0, 1]");
-    if (!(repeat_penalty > 0.0f)) fail(errc::invalid_argument, "sampling: repeat_penalty ", repeat_penalty, " must be > 0");
-    if (penalty_last_n < 0) fail(errc::invalid_argument, "sampling: penalty_last_n must be >= 0");
+    if (!(repeat_penalty > 0.0f) || !std::isfinite(repeat_penalty)) fail(errc::invalid_argument, "sampling: repeat_penalty ", repeat_penalty, " must be > 0");
+    if (!std::isfinite(frequency_penalty)) fail(errc::invalid_argument, "sampling: frequency_penalty must be finite");
+    if (!std::isfinite(presence_penalty)) fail(errc::invalid_argument, "sampling: presence_penalty must be finite");
+    if (penalty_last_n < 0) fail(errc::invalid_argument, "sampling: penalty_last_n ", penalty_last_n, " must be >= 0");
     if (top_logprobs < 0 || top_logprobs > 100) fail(errc::invalid_argument, "sampling: top_logprobs must be in [0, 100]");
   }
 };
@@ -5060,15 +7323,50 @@ struct sampled {
   std::span<const token_logprob> top;  // the best alternatives under the unmodified logits
 };
 
+// `bits` uniform random bits (1..64) from any uniform random bit generator, built only from
+// its raw outputs (high bits first: a 64-bit generator gives its top `bits` bits), so the same generator state gives the same bits everywhere. A generator
+// whose range is not a power of two (std::minstd_rand: [1, 2^31 - 2]) has outputs above the
+// largest power of two it covers rejected, so that every bit is unbiased.
+template <std::uniform_random_bit_generator G>
+std::uint64_t random_bits(G& g, int bits) {
+  using result = typename G::result_type;
+  constexpr std::uint64_t range = static_cast<std::uint64_t>(G::max() - G::min());  // outputs - 1
+  constexpr int bits_per_call = range == std::numeric_limits<std::uint64_t>::max() ? 64 : std::bit_width(range + 1) - 1;
+  static_assert(bits_per_call >= 1, "sampler: the generator must produce at least two values");
+  constexpr std::uint64_t usable_mask = bits_per_call == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits_per_call) - 1;
+  std::uint64_t out = 0;
+  int have = 0;
+  while (have < bits) {
+    std::uint64_t x = 0;
+    do {
+      x = static_cast<std::uint64_t>(static_cast<result>(g() - G::min()));
+    } while (x > usable_mask);
+    const int take = std::min(bits - have, bits_per_call);
+    x >>= bits_per_call - take;  // the high bits of each output (the better ones of weak generators)
+    out = take == 64 ? x : (out << take) | x;
+    have += take;
+  }
+  return out;
+}
+
 // A uniform double in [0, 1) from 53 bits of the generator: the same on every standard
-// library (std::uniform_real_distribution is not). Generators of 32 or 64 full bits.
+// library (std::uniform_real_distribution is not).
 template <std::uniform_random_bit_generator G>
 double uniform01(G& g) {
-  static_assert(G::min() == 0 && (G::max() == 0xFFFFFFFFu || G::max() == std::numeric_limits<std::uint64_t>::max()),
-                "sampler: the generator must produce 32 or 64 uniform bits");
-  std::uint64_t bits = static_cast<std::uint64_t>(g());
-  if constexpr (G::max() == 0xFFFFFFFFu) bits = (bits << 32) | static_cast<std::uint64_t>(g());
-  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+  return static_cast<double>(random_bits(g, 53)) * 0x1.0p-53;
+}
+
+// The random pick: candidate i with probability p_i (after softmax over what remains).
+template <std::uniform_random_bit_generator G>
+std::int32_t pick_random(candidates& c, G& g) {
+  if (c.items.empty()) fail(errc::invalid_argument, "sampler: no candidate left to pick from");
+  if (!c.normalised) c.softmax();
+  double u = uniform01(g);
+  for (const auto& x : c.items) {
+    u -= x.p;
+    if (u < 0.0) return x.id;
+  }
+  return c.items.back().id;  // rounding left u a hair above the total
 }
 
 template <std::uniform_random_bit_generator Rng = std::mt19937_64>
@@ -5094,36 +7392,31 @@ class sampler {
     const float max = *std::max_element(logits.begin(), logits.end());
     double sum = 0.0;
     for (const float l : logits) sum += std::exp(static_cast<double>(l - max));
+    if (!std::isfinite(max) || !std::isfinite(sum)) {
+      fail(errc::invalid_argument, "sampler: the logits contain NaN or +infinity, or no finite value");
+    }
     const float log_z = max + static_cast<float>(std::log(sum));
 
     std::int32_t chosen = 0;
     const std::size_t n_recent = std::min<std::size_t>(history.size(), static_cast<std::size_t>(params_.penalty_last_n));
     const auto recent = history.last(n_recent);
+    for (const auto id : recent) {  // the penalties index a per-vocabulary table with them
+      if (id < 0 || static_cast<std::size_t>(id) >= buffer_.size()) {
+        fail(errc::invalid_argument, "sampler: history token ", id, " is outside the vocabulary of ", buffer_.size());
+      }
+    }
     const bool penalised = params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f;
     if (params_.temperature == 0.0f && !(penalised && !recent.empty())) {
-      chosen = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      chosen = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());  // first max
     } else {
       for (std::size_t i = 0; i < logits.size(); ++i) buffer_[i] = {static_cast<std::int32_t>(i), logits[i], 0.0f};
       candidates c{buffer_};
       penalties{params_.repeat_penalty, params_.frequency_penalty, params_.presence_penalty, recent, &counts_}.apply(c);
       if (params_.temperature == 0.0f) {
-        c.sort();
-        chosen = c.items[0].id;
+        chosen = pick_greedy(c);
       } else {
-        top_k{params_.top_k}.apply(c);
-        top_p{params_.top_p}.apply(c);
-        min_p{params_.min_p}.apply(c);
-        temperature{params_.temperature}.apply(c);
-        c.softmax();
-        double u = uniform01(rng_);
-        chosen = c.items.back().id;
-        for (const auto& x : c.items) {
-          u -= x.p;
-          if (u < 0.0) {
-            chosen = x.id;
-            break;
-          }
-        }
+        chain{top_k{params_.top_k}, top_p{params_.top_p}, min_p{params_.min_p}, temperature{params_.temperature}}.apply(c);
+        chosen = pick_random(c, rng_);
       }
     }
     sampled result{chosen, logits[static_cast<std::size_t>(chosen)] - log_z, {}};

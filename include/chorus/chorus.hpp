@@ -22,6 +22,7 @@
 
 // simd/
 #include "chorus/simd/int8_dot.hpp"
+#include "chorus/simd/dot_small.hpp"
 #include "chorus/simd/float_kernels.hpp"
 #include "chorus/simd/dot.hpp"
 #include "chorus/simd/gemv.hpp"
@@ -40,6 +41,7 @@
 #include "chorus/tokenizer/vocab.hpp"
 #include "chorus/tokenizer/pre_tokenize.hpp"
 #include "chorus/tokenizer/tokenizer.hpp"
+#include "chorus/tokenizer/chat_template.hpp"
 
 // sample/, generate/
 #include "chorus/sample/sampler.hpp"

@@ -1,19 +1,39 @@
 // chorus — dot products of a row of weight blocks with a row of activation blocks, for every
-// block format. One kernel per format family over the traits' unpacking: 32-element blocks
-// unpack to int8 and meet the activation quants in the int8 primitive (int8_dot.hpp);
-// K-quant super-blocks unpack to int8 with integer sub-block scales; float formats use the
-// xsimd float dot. The traits' dot_reference is the oracle each one is tested against.
+// block format: the pattern every kernel follows.
+//
+//  - Each format's traits give the scalar reference (dot_reference: integer dot per block,
+//    float scaling per block, summed in block order). It is the test oracle and the fallback.
+//  - simd::dot(w, a, n_blocks) is one overload per format family, chosen by the block type:
+//      32-element blocks (traits have `kind`): dot_small.hpp, unpack to an __m256i of int8
+//        quants in registers, dpbusd (VNNI) / maddubs into int32 lanes, scaled into a float
+//        vector accumulator; without AVX2+FMA, unpack() to scratch + int8_dot.hpp primitive.
+//      K-quant super-blocks (traits have `sub_block_elements`): k_dot.hpp fused kernels, or
+//        unpack() to quant::k_block::unpacked + block_dot() below.
+//      f32/f16/bf16: the xsimd float dot of float_kernels.hpp (16-bit widened by chunks).
+//  - Float work is written once over xsimd::batch<float, Arch>; where xsimd 8.1 has no
+//    operation (int8 multiply-add, VNNI), an arch-specific version with intrinsics sits next
+//    to the portable one, guarded by the ISA macros (__AVX2__, __AVX512VNNI__ && __AVX512VL__),
+//    and is tested against the same reference.
+//  - Per block the SIMD kernels compute the reference's integers and scale exactly; only the
+//    order of float additions differs (bound in dot_small.hpp, tested in tests/test_simd.cpp).
+//  - gemv/gemm (gemv.hpp) call dot() or the same kernels on an unpacked tile; no allocation.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "chorus/config.hpp"
 #include "chorus/quant/formats.hpp"
 #include "chorus/quant/q8_k.hpp"
+#include "chorus/simd/dot_small.hpp"
 #include "chorus/simd/float_kernels.hpp"
 #include "chorus/simd/int8_dot.hpp"
+#include "chorus/simd/k_dot.hpp"
 
 namespace chorus::inline CHORUS_ABI::simd {
 
@@ -64,15 +84,21 @@ CHORUS_ALWAYS_INLINE const std::int8_t* unpack_quants(const Block& b, std::int8_
 template <class Block>
   requires detail::small_block<Block>
 float dot(const Block* w, const typename quant::block_traits<Block>::activation* a, std::size_t n_blocks) noexcept {
+#if defined(CHORUS_HAVE_FUSED_SMALL_DOT)
+  return sb::dot(w, a, n_blocks);  // unpack in registers, vector accumulation (dot_small.hpp)
+#else
   alignas(32) std::int8_t q[32];
   float sum = 0.0f;
   for (std::size_t b = 0; b < n_blocks; ++b) {
     sum += block_dot<Block>(unpack_quants(w[b], q), w[b].d.to_float(), block_offset(w[b]), a[b]);
   }
   return sum;
+#endif
 }
 
-// One unpacked K-quant super-block against one Q8_K activation block.
+// One unpacked K-quant super-block against one Q8_K activation block (the portable path, and
+// gemm's, which unpacks a tile once for many activation rows; dot() uses the fused x86 kernels
+// of k_dot.hpp where they exist).
 template <class Block>
   requires detail::k_block<Block>
 CHORUS_ALWAYS_INLINE float block_dot(const quant::k_block::unpacked& u, const quant::block_q8_k& a) noexcept {
@@ -99,6 +125,9 @@ CHORUS_ALWAYS_INLINE float block_dot(const quant::k_block::unpacked& u, const qu
 template <class Block>
   requires detail::k_block<Block>
 float dot(const Block* w, const quant::block_q8_k* a, std::size_t n_blocks) noexcept {
+#if CHORUS_HAVE_FUSED_K_DOT
+  return kq::dot(w, a, n_blocks);  // unpack in registers (k_dot.hpp)
+#endif
   alignas(32) quant::k_block::unpacked u;
   float sum = 0.0f;
   for (std::size_t b = 0; b < n_blocks; ++b) {
@@ -114,6 +143,23 @@ inline float dot(const float* w, const float* a, std::size_t n) noexcept { retur
 template <class Half>
   requires std::is_same_v<Half, fp16> || std::is_same_v<Half, bf16>
 float dot(const Half* w, const Half* a, std::size_t n) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<Half, fp16>) {
+    // xsimd 8.1 has no fp16 conversion: widen 16 halves of each with vcvtph2ps and fma in
+    // registers (the products are exact in float; only the summation order differs)
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    auto widen = [](const fp16* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); };
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      acc0 = _mm512_fmadd_ps(widen(w + i), widen(a + i), acc0);
+      acc1 = _mm512_fmadd_ps(widen(w + i + 16), widen(a + i + 16), acc1);
+    }
+    for (; i + 16 <= n; i += 16) acc0 = _mm512_fmadd_ps(widen(w + i), widen(a + i), acc0);
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; i < n; ++i) sum += w[i].to_float() * a[i].to_float();
+    return sum;
+  }
+#endif
   alignas(64) float wf[256];
   alignas(64) float af[256];
   float sum = 0.0f;

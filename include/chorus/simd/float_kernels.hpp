@@ -1,4 +1,4 @@
-// chorus — float kernels of the forward pass: dot, rmsnorm, softmax, rope, swiglu, add,
+// chorus — float kernels of the forward pass: dot, rmsnorm, softmax, rope, silu, swiglu, add,
 // scale. Each is written once over xsimd::batch<float, Arch> for the architecture the code is
 // compiled for; the scalar versions beside them are the test oracles.
 #pragma once
@@ -37,6 +37,9 @@ inline void softmax(float* x, std::size_t n) noexcept {
   float sum = 0.0f;
   for (std::size_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - max));
   for (std::size_t i = 0; i < n; ++i) x[i] /= sum;
+}
+inline void silu(const float* x, float* out, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) out[i] = x[i] / (1.0f + std::exp(-x[i]));
 }
 inline void swiglu(const float* gate, const float* up, float* out, std::size_t n) noexcept {
   for (std::size_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
@@ -102,6 +105,19 @@ void softmax(float* x, std::size_t n) noexcept {
   for (; i < n; ++i) x[i] *= inv;
 }
 
+// out = silu(x) = x / (1 + e^-x) (out may alias x).
+template <class Arch = default_arch>
+void silu(const float* x, float* out, std::size_t n) noexcept {
+  using batch = xsimd::batch<float, Arch>;
+  constexpr std::size_t width = batch::size;
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) {
+    const batch v = batch::load_unaligned(x + i);
+    (v / (1.0f + xsimd::exp(-v))).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
 // out = silu(gate) * up, silu(g) = g / (1 + e^-g).
 template <class Arch = default_arch>
 void swiglu(const float* gate, const float* up, float* out, std::size_t n) noexcept {
@@ -146,9 +162,20 @@ void scale(float* x, float factor, std::size_t n) noexcept {
   for (; i < n; ++i) x[i] *= factor;
 }
 
+// The rotation of position `pos` for rope(): cos and sin of pos * base^(-2i / n_rot) for
+// i < n_rot / 2 (llama: n_rot = head_dim). Angles in double, as they grow with the position.
+inline void rope_cos_sin(double pos, double base, std::size_t n_rot, float* cos, float* sin) noexcept {
+  for (std::size_t i = 0; i < n_rot / 2; ++i) {
+    const double angle = pos * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
+    cos[i] = static_cast<float>(std::cos(angle));
+    sin[i] = static_cast<float>(std::sin(angle));
+  }
+}
+
 // Rotary position embedding, "normal" (GPT-J style) mode: adjacent pairs (x[2i], x[2i+1]) of
 // the first n_rot dimensions of each head rotated by the angle pos * theta_i, with cos/sin
-// (n_rot / 2 values) precomputed for the position.
+// (n_rot / 2 values) precomputed for the position (rope_cos_sin). Scalar on purpose: a few
+// hundred multiply-adds per token, not worth a deinterleaving kernel; it is its own reference.
 inline void rope(float* x, std::size_t n_heads, std::size_t head_dim, std::size_t n_rot, const float* cos,
                  const float* sin) noexcept {
   for (std::size_t h = 0; h < n_heads; ++h) {

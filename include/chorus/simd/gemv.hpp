@@ -66,11 +66,22 @@ void gemm(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_
           for (std::size_t i = 0; i < ni; ++i) {
             const auto* a = x + (i0 + i) * x_stride + b0;
             float sum = 0.0f;
-            for (std::size_t b = 0; b < nb; ++b) {
-              if constexpr (k) {
-                sum += block_dot<Block>(tile.u[b], a[b]);
-              } else {
-                sum += block_dot<Block>(quants[b], tile.d[b], tile.m[b], a[b]);
+#if defined(CHORUS_HAVE_FUSED_SMALL_DOT)
+            if constexpr (!k) {  // the kernel of dot(), reading the unpacked tile
+              sum = sb::dot_source<Block>(
+                  [&](std::size_t b) {
+                    return sb::unpacked{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants[b])), tile.d[b], tile.m[b]};
+                  },
+                  a, nb);
+            } else
+#endif
+            {
+              for (std::size_t b = 0; b < nb; ++b) {
+                if constexpr (k) {
+                  sum += block_dot<Block>(tile.u[b], a[b]);
+                } else {
+                  sum += block_dot<Block>(quants[b], tile.d[b], tile.m[b], a[b]);
+                }
               }
             }
             acc[i] += sum;
