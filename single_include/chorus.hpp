@@ -3108,6 +3108,20 @@ inline void rope(float* x, std::size_t n_heads, std::size_t head_dim, std::size_
   }
 }
 
+// The same rotation in "NeoX" pairing (Qwen2): x[i] is paired with x[i + n_rot/2].
+inline void rope_neox(float* x, std::size_t n_heads, std::size_t head_dim, std::size_t n_rot, const float* cos,
+                      const float* sin) noexcept {
+  const std::size_t half = n_rot / 2;
+  for (std::size_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (std::size_t i = 0; i < half; ++i) {
+      const float a = v[i], b = v[i + half];
+      v[i] = a * cos[i] - b * sin[i];
+      v[i + half] = a * sin[i] + b * cos[i];
+    }
+  }
+}
+
 // fp16 <-> float for whole rows (F16C where available).
 inline void fp16_to_float(const fp16* in, float* out, std::size_t n) noexcept {
   std::size_t i = 0;
@@ -3632,7 +3646,11 @@ float dot(const Half* w, const Half* a, std::size_t n) noexcept {
       acc1 = _mm512_fmadd_ps(widen(w + i + 16), widen(a + i + 16), acc1);
     }
     for (; i + 16 <= n; i += 16) acc0 = _mm512_fmadd_ps(widen(w + i), widen(a + i), acc0);
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    // Reduced through memory: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized in its own header.
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, _mm512_add_ps(acc0, acc1));
+    float sum = 0.0f;
+    for (const float lane : lanes) sum += lane;
     for (; i < n; ++i) sum += w[i].to_float() * a[i].to_float();
     return sum;
   }
@@ -4498,12 +4516,37 @@ class thread_pool {
 // ---- begin chorus/model/hparams.hpp ----
 // chorus — a model's hyper-parameters, read from the GGUF metadata at run time.
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
 
 
 namespace chorus::inline CHORUS_ABI::model {
+
+// How the rotary embedding pairs a head's dimensions: llama/mistral GGUFs store Q/K rows
+// permuted for adjacent pairs (x[2i], x[2i+1]); Qwen2 keeps the original layout and rotates
+// x[i] with x[i + n_rot/2] ("NeoX" style).
+enum class rope_pairing { adjacent, neox };
+
+// Context-extension scaling of the rotary frequencies (GGUF `<arch>.rope.scaling.*`).
+//   linear: positions multiplied by 1/factor.
+//   yarn (Peng et al. 2023, "YaRN: Efficient Context Window Extension of Large Language
+//   Models"): dimensions whose wavelength is short against the original context keep their
+//   frequency, long ones are interpolated by 1/factor, a linear ramp between the correction
+//   dimensions of beta_fast and beta_slow rotations; attention is sharpened by multiplying
+//   cos/sin by attn_factor * (1 + 0.1 ln factor).
+// Llama 3.1's scaling needs no key: its files carry per-dimension divisors of the frequencies
+// as the tensor rope_freqs.weight (see weights).
+struct rope_scaling {
+  enum class kind { none, linear, yarn };
+  kind type = kind::none;
+  float factor = 1.0f;
+  std::uint32_t original_context = 0;  // yarn: the training context before extension
+  float beta_fast = 32.0f;
+  float beta_slow = 1.0f;
+  float attn_factor = 1.0f;
+};
 
 struct hparams {
   std::string architecture;  // general.architecture: llama, mistral, qwen2
@@ -4518,7 +4561,9 @@ struct hparams {
   std::uint32_t head_dim = 0;
   std::uint32_t n_rot = 0;  // rotated dimensions per head
   float rope_freq_base = 10000.0f;
-  float rope_freq_scale = 1.0f;  // linear scaling: positions are multiplied by this
+  float rope_freq_scale = 1.0f;  // 1 / scaling factor (linear and yarn)
+  rope_pairing rope_pairs = rope_pairing::adjacent;
+  rope_scaling rope_scale;
   float rms_eps = 1e-5f;
   std::optional<std::uint32_t> sliding_window;
 
@@ -4542,13 +4587,33 @@ struct hparams {
     h.n_ctx_train = file.find<std::uint32_t>(p + "context_length").value_or(2048);
     h.rms_eps = file.find<float>(p + "attention.layer_norm_rms_epsilon").value_or(1e-5f);
     h.rope_freq_base = file.find<float>(p + "rope.freq_base").value_or(10000.0f);
+    h.rope_pairs = h.architecture == "qwen2" ? rope_pairing::neox : rope_pairing::adjacent;
     if (const auto type = file.find<std::string>(p + "rope.scaling.type"); type && *type != "none") {
-      if (*type != "linear") {
-        fail(errc::unsupported, file.source_name(), ": rope scaling '", *type, "' is not supported yet (linear is)");
+      auto& rs = h.rope_scale;
+      if (*type == "linear") {
+        rs.type = rope_scaling::kind::linear;
+      } else if (*type == "yarn") {
+        rs.type = rope_scaling::kind::yarn;
+      } else {
+        fail(errc::unsupported, file.source_name(), ": rope scaling '", *type, "' is not supported (none, linear and yarn are)");
       }
-      const float factor = file.get<float>(p + "rope.scaling.factor");
-      if (!(factor > 0.0f)) fail(errc::bad_format, file.source_name(), ": rope.scaling.factor must be positive");
-      h.rope_freq_scale = 1.0f / factor;
+      rs.factor = file.get<float>(p + "rope.scaling.factor");
+      if (!(rs.factor > 0.0f) || !std::isfinite(rs.factor)) {
+        fail(errc::bad_format, file.source_name(), ": rope.scaling.factor must be positive");
+      }
+      h.rope_freq_scale = 1.0f / rs.factor;
+      if (rs.type == rope_scaling::kind::yarn) {
+        rs.original_context = file.find<std::uint32_t>(p + "rope.scaling.original_context_length").value_or(0);
+        if (rs.original_context == 0) {
+          fail(errc::bad_format, file.source_name(), ": yarn scaling needs ", p, "rope.scaling.original_context_length");
+        }
+        rs.beta_fast = file.find<float>(p + "rope.scaling.yarn_beta_fast").value_or(32.0f);
+        rs.beta_slow = file.find<float>(p + "rope.scaling.yarn_beta_slow").value_or(1.0f);
+        rs.attn_factor = file.find<float>(p + "rope.scaling.attn_factor").value_or(1.0f);
+        if (!(rs.beta_fast > 0.0f) || !(rs.beta_slow > 0.0f) || !(rs.attn_factor > 0.0f)) {
+          fail(errc::bad_format, file.source_name(), ": yarn beta_fast, beta_slow and attn_factor must be positive");
+        }
+      }
     }
     h.sliding_window = file.find<std::uint32_t>(p + "attention.sliding_window");
     if (h.n_embd == 0 || h.n_layer == 0 || h.n_head == 0 || h.n_head_kv == 0 || h.n_ff == 0) {
@@ -4617,12 +4682,14 @@ struct weights {
   std::vector<layer_weights> layers;
   const float* output_norm = nullptr;
   matrix output;  // token_embd itself when the file has no output.weight (tied embeddings)
+  const float* rope_freqs = nullptr;  // n_rot/2 divisors of the rotary frequencies (Llama 3.1), optional
 
   static weights from_gguf(const gguf::file& file, const hparams& h) {
     weights w;
     w.token_embd = get_matrix(file, "token_embd.weight", h.n_embd, h.n_vocab);
     w.output_norm = get_vector(file, "output_norm.weight", h.n_embd);
     w.output = file.find_tensor("output.weight") ? get_matrix(file, "output.weight", h.n_embd, h.n_vocab) : w.token_embd;
+    if (file.find_tensor("rope_freqs.weight")) w.rope_freqs = get_vector(file, "rope_freqs.weight", h.n_rot / 2);
     w.layers.resize(h.n_layer);
     for (std::uint32_t i = 0; i < h.n_layer; ++i) {
       const std::string p = "blk." + std::to_string(i) + ".";
@@ -4755,6 +4822,58 @@ class kv_cache {
 
 }  // namespace chorus::inline CHORUS_ABI::model
 // ---- end chorus/model/kv_cache.hpp ----
+// ---- begin chorus/model/rope.hpp ----
+// chorus — the rotary position embedding's per-dimension frequencies, with the context-extension
+// scalings a GGUF file can ask for (hparams.hpp: linear, YaRN; Llama 3.1's per-dimension divisors).
+// Every scaling is a fixed factor per dimension, so a position's angles are position * frequency.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <numbers>
+#include <vector>
+
+
+namespace chorus::inline CHORUS_ABI::model {
+
+// YaRN's correction range: the (fractional) dimensions at which a frequency makes `rotations`
+// turns over the original context, floored / ceiled and clamped to [0, n_rot - 1] as in the
+// paper's reference implementation.
+inline void yarn_correction_range(const hparams& h, double& low, double& high) {
+  const auto& rs = h.rope_scale;
+  const double n = h.n_rot, base = h.rope_freq_base, context = rs.original_context;
+  auto dim = [&](double rotations) { return n * std::log(context / (rotations * 2.0 * std::numbers::pi)) / (2.0 * std::log(base)); };
+  low = std::max(0.0, std::floor(dim(rs.beta_fast)));
+  high = std::min(n - 1.0, std::ceil(dim(rs.beta_slow)));
+}
+
+// Angular frequency of each of the n_rot/2 rotated pairs (radians per position), and the factor
+// `mscale` by which cos and sin are multiplied (1 except with YaRN). `divisors` (nullable): the
+// file's rope_freqs.weight.
+inline std::vector<double> rope_frequencies(const hparams& h, const float* divisors, double& mscale) {
+  const std::size_t half = h.n_rot / 2;
+  std::vector<double> freq(half);
+  const double scale = h.rope_freq_scale;
+  double low = 0.0, high = 0.0;
+  const bool yarn = h.rope_scale.type == rope_scaling::kind::yarn;
+  if (yarn) yarn_correction_range(h, low, high);
+  for (std::size_t i = 0; i < half; ++i) {
+    double extrapolated = std::pow(static_cast<double>(h.rope_freq_base), -2.0 * static_cast<double>(i) / h.n_rot);
+    if (divisors != nullptr) extrapolated /= divisors[i];
+    if (yarn) {
+      // 1 below `low` (high frequencies: kept), 0 above `high` (low frequencies: interpolated)
+      const double ramp = 1.0 - std::clamp((static_cast<double>(i) - low) / std::max(0.001, high - low), 0.0, 1.0);
+      freq[i] = extrapolated * (scale * (1.0 - ramp) + ramp);
+    } else {
+      freq[i] = extrapolated * scale;
+    }
+  }
+  mscale = yarn ? h.rope_scale.attn_factor * (1.0 + 0.1 * std::log(1.0 / scale)) : 1.0;
+  return freq;
+}
+
+}  // namespace chorus::inline CHORUS_ABI::model
+// ---- end chorus/model/rope.hpp ----
 // ---- begin chorus/model/model.hpp ----
 // chorus — a loaded model (hyper-parameters + weights as views into the mapped file) and a
 // context that runs the forward pass with its own KV cache and scratch buffers.
@@ -4838,10 +4957,7 @@ class context {
     scores_.resize(pool_->size() * (options_.n_ctx + 16));
     rope_cos_.resize(b * h.n_rot / 2);
     rope_sin_.resize(b * h.n_rot / 2);
-    inv_freq_.resize(h.n_rot / 2);
-    for (std::size_t i = 0; i < inv_freq_.size(); ++i) {
-      inv_freq_[i] = std::pow(static_cast<double>(h.rope_freq_base), -2.0 * static_cast<double>(i) / h.n_rot);
-    }
+    inv_freq_ = rope_frequencies(h, m.tensors().rope_freqs, rope_mscale_);
     logits_.resize(h.n_vocab);
   }
 
@@ -4923,10 +5039,10 @@ class context {
 
     for (std::size_t t = 0; t < n; ++t) {
       embed(tokens[t], x_.data() + t * d);
-      const double pos = static_cast<double>(start + t) * h.rope_freq_scale;
+      const double pos = static_cast<double>(start + t);
       for (std::size_t i = 0; i < half_rot; ++i) {
-        rope_cos_[t * half_rot + i] = static_cast<float>(std::cos(pos * inv_freq_[i]));
-        rope_sin_[t * half_rot + i] = static_cast<float>(std::sin(pos * inv_freq_[i]));
+        rope_cos_[t * half_rot + i] = static_cast<float>(std::cos(pos * inv_freq_[i]) * rope_mscale_);
+        rope_sin_[t * half_rot + i] = static_cast<float>(std::sin(pos * inv_freq_[i]) * rope_mscale_);
       }
     }
 
@@ -4942,9 +5058,15 @@ class context {
           simd::add<>(k_.data() + t * dkv, l.bk, dkv);
           simd::add<>(v_.data() + t * dkv, l.bv, dkv);
         }
-        simd::rope(q_.data() + t * d, h.n_head, hd, h.n_rot, rope_cos_.data() + t * half_rot, rope_sin_.data() + t * half_rot);
-        simd::rope(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, rope_cos_.data() + t * half_rot,
-                   rope_sin_.data() + t * half_rot);
+        const float* cos = rope_cos_.data() + t * half_rot;
+        const float* sin = rope_sin_.data() + t * half_rot;
+        if (h.rope_pairs == rope_pairing::neox) {
+          simd::rope_neox(q_.data() + t * d, h.n_head, hd, h.n_rot, cos, sin);
+          simd::rope_neox(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, cos, sin);
+        } else {
+          simd::rope(q_.data() + t * d, h.n_head, hd, h.n_rot, cos, sin);
+          simd::rope(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, cos, sin);
+        }
         simd::float_to_fp16(k_.data() + t * dkv, cache_.key(seq, il, start + t), dkv);
         simd::float_to_fp16(v_.data() + t * dkv, cache_.value(seq, il, start + t), dkv);
       }
@@ -5007,7 +5129,8 @@ class context {
   thread_pool* pool_ = nullptr;
   kv_cache<fp16> cache_;
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, scores_, rope_cos_, rope_sin_, logits_;
-  std::vector<double> inv_freq_;
+  std::vector<double> inv_freq_;  // radians per position of each rotated pair (rope.hpp)
+  double rope_mscale_ = 1.0;
   std::vector<std::uint64_t> activations_;  // quantized activations, 8-byte aligned
 };
 
@@ -6644,28 +6767,39 @@ class tokenizer {
 // clean-up of GPT-2 style vocabularies, which needs the whole text.
 class stream_decoder {
  public:
-  explicit stream_decoder(const tokenizer& t, bool special = false) : tokenizer_(&t), special_(special) {}
+  explicit stream_decoder(const tokenizer& t, bool special = false) : tokenizer_(&t), special_(special) {
+    // Generation pushes one token at a time: with room for a few pieces reserved up front,
+    // push() does not allocate (a piece longer than this grows the buffers once).
+    pending_.reserve(64);
+    ready_.reserve(64);
+  }
 
-  // The text that is complete after this token (possibly empty).
-  std::string push(token_id id) {
+  // The text that is complete after this token (possibly empty). The view stays valid until the
+  // next push() or flush().
+  std::string_view push(token_id id) {
     std::string_view piece = tokenizer_->token_to_piece(id, special_);
     if (first_ && tokenizer_->vocabulary().add_space_prefix() && !piece.empty() && piece.front() == ' ') piece.remove_prefix(1);
     first_ = false;
     pending_ += piece;
     const std::size_t ready = utf8::complete_prefix(pending_);
-    std::string out = pending_.substr(0, ready);
+    ready_.assign(pending_, 0, ready);
     pending_.erase(0, ready);
-    return out;
+    return ready_;
   }
   // Whatever is left at the end (an unfinished character is emitted as its raw bytes).
-  std::string flush() { return std::exchange(pending_, std::string()); }
+  std::string_view flush() {
+    ready_.swap(pending_);
+    pending_.clear();
+    return ready_;
+  }
   // Continue a text: the next token is not the first (its leading space is kept).
   void continue_text() noexcept { first_ = false; }
 
  private:
   const tokenizer* tokenizer_;
   bool special_ = false;
-  std::string pending_;
+  std::string pending_;  // bytes of an unfinished UTF-8 character
+  std::string ready_;    // what the last push()/flush() returned
   bool first_ = true;
 };
 
@@ -7560,13 +7694,20 @@ class language_model {
   const tokenizer::tokenizer& tokens() const noexcept { return tokenizer_; }
   const std::filesystem::path& path() const noexcept { return path_; }
   double load_ms() const noexcept { return load_ms_; }
+  // The conversation format recognised from the file's tokenizer.chat_template (ChatML, with
+  // fell_back and a warning, when it has none or an unknown one).
+  const tokenizer::chat_template_choice& chat_format() const noexcept { return chat_format_; }
 
  private:
   explicit language_model(const std::filesystem::path& path)
-      : model_(path), tokenizer_(tokenizer::tokenizer::from_gguf(model_.file())), path_(path) {}
+      : model_(path),
+        tokenizer_(tokenizer::tokenizer::from_gguf(model_.file())),
+        chat_format_(tokenizer::choose_chat_template(model_.file())),
+        path_(path) {}
 
   model::model model_;
   tokenizer::tokenizer tokenizer_;
+  tokenizer::chat_template_choice chat_format_;
   std::filesystem::path path_;
   double load_ms_ = 0.0;
 };
@@ -7642,6 +7783,26 @@ class session {
   const language_model& model() const noexcept { return *model_; }
   model::context& context() noexcept { return context_; }
 
+  // The conversation format chat() uses: the model's (chat_format()) unless chosen here.
+  tokenizer::chat_template_kind chat_format() const noexcept { return chat_format_; }
+  void set_chat_format(tokenizer::chat_template_kind kind) {
+    if (kind == tokenizer::chat_template_kind::unknown) fail(errc::invalid_argument, "generate: 'unknown' is not a chat format");
+    chat_format_ = kind;
+  }
+
+  // Answers the last message of a conversation as the assistant: the messages are written in
+  // the chat format (their special tokens parsed as such) and generation stops at the format's
+  // end of turn. A conversation that grows turn by turn reuses the cached prefix of the last one.
+  template <class OnToken = bool (*)(const token_event&)>
+  result chat(std::span<const tokenizer::chat_message> messages, const options& opts, OnToken&& on_token = nullptr,
+              std::stop_token stop = {}) {
+    if (messages.empty()) fail(errc::invalid_argument, "generate: chat without messages");
+    const std::string prompt = tokenizer::apply_chat_template(chat_format_, messages, {.add_generation_prompt = true});
+    options chat_opts = opts;
+    chat_opts.parse_special = true;
+    return complete(prompt, chat_opts, std::forward<OnToken>(on_token), std::move(stop));
+  }
+
   // Generates a continuation of `prompt`. on_token(const token_event&) -> bool is called for
   // every generated token; returning false stops generation (reason: cancelled).
   template <class OnToken = bool (*)(const token_event&)>
@@ -7701,7 +7862,7 @@ class session {
       }
       out.ids.push_back(pick.id);
       out.logprobs.push_back(pick.logprob);
-      const std::string piece = decoder.push(pick.id);
+      const std::string_view piece = decoder.push(pick.id);
       const std::string_view visible = filter.push(piece);
       const bool keep_going = emit(pick.id, visible, pick.logprob);
       if (filter.stopped()) {
@@ -7721,7 +7882,7 @@ class session {
       logits = context_.decode(std::span(&out.ids.back(), 1));
     }
     if (!filter.stopped()) {
-      const std::string rest = decoder.flush();
+      const std::string_view rest = decoder.flush();
       std::string_view tail = filter.push(rest);
       if (filter.stopped()) out.reason = stop_reason::stop_string;
       std::string remaining(tail);
@@ -7739,6 +7900,7 @@ class session {
   std::shared_ptr<const language_model> model_;
   model::context context_;
   std::vector<std::int32_t> cached_;  // the tokens whose keys/values sequence 0 holds
+  tokenizer::chat_template_kind chat_format_ = model_->chat_format().kind;
 };
 
 }  // namespace chorus::inline CHORUS_ABI::generate

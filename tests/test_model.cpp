@@ -7,10 +7,13 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <stdexcept>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "derived_models.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -50,16 +53,39 @@ struct golden_case {
   std::filesystem::path file;
 };
 
+// The model file of a golden case: a shipped model, or one derived from it by
+// tests/derived_models.hpp ("<variant>-of-<shipped stem>"), written once per test run.
+std::filesystem::path model_file_of(const std::string& stem) {
+  const auto of = stem.find("-of-");
+  if (of == std::string::npos) return chorus_test::model_path(stem + ".gguf");
+  const std::string variant = stem.substr(0, of);
+  const auto base = chorus_test::model_path(stem.substr(of + 4) + ".gguf");
+  static std::mutex mutex;
+  static std::map<std::string, std::filesystem::path> written;
+  const std::lock_guard lock(mutex);
+  if (const auto found = written.find(stem); found != written.end()) return found->second;
+  const auto out = chorus_test::scratch_dir("derived-" + stem) / (stem + ".gguf");
+  if (variant == "qwen2") chorus_test::write_qwen2_variant(base, out);
+  else if (variant == "yarn") chorus_test::write_yarn_variant(base, out);
+  else if (variant == "ropefreqs") chorus_test::write_rope_freqs_variant(base, out);
+  else throw std::runtime_error("unknown derived model variant '" + variant + "'");
+  return written[stem] = out;
+}
+
 std::vector<golden_case> golden_cases() {
   std::vector<golden_case> cases;
-  for (const auto& dir : std::filesystem::directory_iterator(chorus_test::golden_dir() / "logits")) {
-    for (const auto& file : std::filesystem::directory_iterator(dir.path())) {
+  std::vector<std::filesystem::path> model_dirs;
+  for (const auto& root : {chorus_test::golden_dir() / "logits", chorus_test::test_data_dir() / "golden-logits"}) {
+    for (const auto& dir : std::filesystem::directory_iterator(root)) model_dirs.push_back(dir.path());
+  }
+  for (const auto& dir : model_dirs) {
+    for (const auto& file : std::filesystem::directory_iterator(dir)) {
       if (file.path().extension() != ".json") continue;
 #if defined(__SANITIZE_ADDRESS__)
       // Under the sanitizers the long prompts take minutes; the short ones cover the code.
       if (file.path().filename().string().starts_with("p3")) continue;
 #endif
-      cases.push_back({dir.path().filename().string(), file.path()});
+      cases.push_back({dir.filename().string(), file.path()});
     }
   }
   std::sort(cases.begin(), cases.end(), [](auto& a, auto& b) { return a.file < b.file; });
@@ -71,7 +97,7 @@ class GoldenLogits : public ::testing::TestWithParam<golden_case> {};
 TEST_P(GoldenLogits, PromptAndTeacherForcedGenerationMatchTheReference) {
   const auto& c = GetParam();
   const auto golden = read_json(c.file);
-  const model::model m(chorus_test::model_path(c.model + ".gguf"));
+  const model::model m(model_file_of(c.model));
   const std::size_t n_vocab = m.params().n_vocab;
   ASSERT_EQ(static_cast<std::int64_t>(n_vocab), golden["n_vocab"].as_int());
   const auto prompt = ids_of(golden["tokens"]);

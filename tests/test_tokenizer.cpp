@@ -140,7 +140,7 @@ TEST(GoldenPrompts, IdsPiecesAndTextMatch) {
       tokenizer::stream_decoder stream(tk);
       std::string streamed, previous;
       for (const auto id : generated) {
-        const std::string chunk = stream.push(id);
+        const std::string chunk(stream.push(id));
         if (chunk.empty()) continue;
         // A character started in one chunk is never finished in the next (invalid bytes, which
         // random-weight models do produce, are passed through as they are).

@@ -33,6 +33,7 @@
 #include "chorus/model/hparams.hpp"
 #include "chorus/model/weights.hpp"
 #include "chorus/model/kv_cache.hpp"
+#include "chorus/model/rope.hpp"
 #include "chorus/model/model.hpp"
 
 // tokenizer/

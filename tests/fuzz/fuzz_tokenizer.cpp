@@ -46,7 +46,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool spm_lossless = std::string_view(name) == "spm" && size % 2 != 0 && size % 3 != 0 &&
                               text.find("\xE2\x96\x81") == std::string_view::npos && valid_utf8(text);
     if (spm_lossless && decoded != text) __builtin_trap();
-    if (streamed != decoded) __builtin_trap();  // streaming gives the same bytes as decoding
+    // Streaming gives the same bytes as decoding, except that decode() of GPT-2 style
+    // vocabularies also removes the spaces before punctuation (which needs the whole text).
+    if (tk.vocabulary().clean_spaces() ? streamed.size() < decoded.size() : streamed != decoded) __builtin_trap();
   }
   return 0;
 }

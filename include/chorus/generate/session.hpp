@@ -19,6 +19,7 @@
 #include "chorus/generate/stop_strings.hpp"
 #include "chorus/model/model.hpp"
 #include "chorus/sample/sampler.hpp"
+#include "chorus/tokenizer/chat_template.hpp"
 #include "chorus/tokenizer/tokenizer.hpp"
 
 namespace chorus::inline CHORUS_ABI::generate {
@@ -37,13 +38,20 @@ class language_model {
   const tokenizer::tokenizer& tokens() const noexcept { return tokenizer_; }
   const std::filesystem::path& path() const noexcept { return path_; }
   double load_ms() const noexcept { return load_ms_; }
+  // The conversation format recognised from the file's tokenizer.chat_template (ChatML, with
+  // fell_back and a warning, when it has none or an unknown one).
+  const tokenizer::chat_template_choice& chat_format() const noexcept { return chat_format_; }
 
  private:
   explicit language_model(const std::filesystem::path& path)
-      : model_(path), tokenizer_(tokenizer::tokenizer::from_gguf(model_.file())), path_(path) {}
+      : model_(path),
+        tokenizer_(tokenizer::tokenizer::from_gguf(model_.file())),
+        chat_format_(tokenizer::choose_chat_template(model_.file())),
+        path_(path) {}
 
   model::model model_;
   tokenizer::tokenizer tokenizer_;
+  tokenizer::chat_template_choice chat_format_;
   std::filesystem::path path_;
   double load_ms_ = 0.0;
 };
@@ -114,10 +122,32 @@ class session {
  public:
   explicit session(std::shared_ptr<const language_model> m, session_config config = {})
       : model_(std::move(m)),
-        context_(model_->network(), {.n_ctx = config.n_ctx, .pool = config.pool, .threads = config.threads}) {}
+        context_(model_->network(), {.n_ctx = config.n_ctx, .pool = config.pool, .threads = config.threads}) {
+    cached_.reserve(context_.n_ctx());  // the token loop appends to it without reallocating
+  }
 
   const language_model& model() const noexcept { return *model_; }
   model::context& context() noexcept { return context_; }
+
+  // The conversation format chat() uses: the model's (chat_format()) unless chosen here.
+  tokenizer::chat_template_kind chat_format() const noexcept { return chat_format_; }
+  void set_chat_format(tokenizer::chat_template_kind kind) {
+    if (kind == tokenizer::chat_template_kind::unknown) fail(errc::invalid_argument, "generate: 'unknown' is not a chat format");
+    chat_format_ = kind;
+  }
+
+  // Answers the last message of a conversation as the assistant: the messages are written in
+  // the chat format (their special tokens parsed as such) and generation stops at the format's
+  // end of turn. A conversation that grows turn by turn reuses the cached prefix of the last one.
+  template <class OnToken = bool (*)(const token_event&)>
+  result chat(std::span<const tokenizer::chat_message> messages, const options& opts, OnToken&& on_token = nullptr,
+              std::stop_token stop = {}) {
+    if (messages.empty()) fail(errc::invalid_argument, "generate: chat without messages");
+    const std::string prompt = tokenizer::apply_chat_template(chat_format_, messages, {.add_generation_prompt = true});
+    options chat_opts = opts;
+    chat_opts.parse_special = true;
+    return complete(prompt, chat_opts, std::forward<OnToken>(on_token), std::move(stop));
+  }
 
   // Generates a continuation of `prompt`. on_token(const token_event&) -> bool is called for
   // every generated token; returning false stops generation (reason: cancelled).
@@ -178,7 +208,7 @@ class session {
       }
       out.ids.push_back(pick.id);
       out.logprobs.push_back(pick.logprob);
-      const std::string piece = decoder.push(pick.id);
+      const std::string_view piece = decoder.push(pick.id);
       const std::string_view visible = filter.push(piece);
       const bool keep_going = emit(pick.id, visible, pick.logprob);
       if (filter.stopped()) {
@@ -198,7 +228,7 @@ class session {
       logits = context_.decode(std::span(&out.ids.back(), 1));
     }
     if (!filter.stopped()) {
-      const std::string rest = decoder.flush();
+      const std::string_view rest = decoder.flush();
       std::string_view tail = filter.push(rest);
       if (filter.stopped()) out.reason = stop_reason::stop_string;
       std::string remaining(tail);
@@ -216,6 +246,7 @@ class session {
   std::shared_ptr<const language_model> model_;
   model::context context_;
   std::vector<std::int32_t> cached_;  // the tokens whose keys/values sequence 0 holds
+  tokenizer::chat_template_kind chat_format_ = model_->chat_format().kind;
 };
 
 }  // namespace chorus::inline CHORUS_ABI::generate

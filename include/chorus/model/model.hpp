@@ -22,6 +22,7 @@
 #include "chorus/gguf/file.hpp"
 #include "chorus/model/hparams.hpp"
 #include "chorus/model/kv_cache.hpp"
+#include "chorus/model/rope.hpp"
 #include "chorus/model/weights.hpp"
 #include "chorus/quant/formats.hpp"
 #include "chorus/simd/dot.hpp"
@@ -93,10 +94,7 @@ class context {
     scores_.resize(pool_->size() * (options_.n_ctx + 16));
     rope_cos_.resize(b * h.n_rot / 2);
     rope_sin_.resize(b * h.n_rot / 2);
-    inv_freq_.resize(h.n_rot / 2);
-    for (std::size_t i = 0; i < inv_freq_.size(); ++i) {
-      inv_freq_[i] = std::pow(static_cast<double>(h.rope_freq_base), -2.0 * static_cast<double>(i) / h.n_rot);
-    }
+    inv_freq_ = rope_frequencies(h, m.tensors().rope_freqs, rope_mscale_);
     logits_.resize(h.n_vocab);
   }
 
@@ -178,10 +176,10 @@ class context {
 
     for (std::size_t t = 0; t < n; ++t) {
       embed(tokens[t], x_.data() + t * d);
-      const double pos = static_cast<double>(start + t) * h.rope_freq_scale;
+      const double pos = static_cast<double>(start + t);
       for (std::size_t i = 0; i < half_rot; ++i) {
-        rope_cos_[t * half_rot + i] = static_cast<float>(std::cos(pos * inv_freq_[i]));
-        rope_sin_[t * half_rot + i] = static_cast<float>(std::sin(pos * inv_freq_[i]));
+        rope_cos_[t * half_rot + i] = static_cast<float>(std::cos(pos * inv_freq_[i]) * rope_mscale_);
+        rope_sin_[t * half_rot + i] = static_cast<float>(std::sin(pos * inv_freq_[i]) * rope_mscale_);
       }
     }
 
@@ -197,9 +195,15 @@ class context {
           simd::add<>(k_.data() + t * dkv, l.bk, dkv);
           simd::add<>(v_.data() + t * dkv, l.bv, dkv);
         }
-        simd::rope(q_.data() + t * d, h.n_head, hd, h.n_rot, rope_cos_.data() + t * half_rot, rope_sin_.data() + t * half_rot);
-        simd::rope(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, rope_cos_.data() + t * half_rot,
-                   rope_sin_.data() + t * half_rot);
+        const float* cos = rope_cos_.data() + t * half_rot;
+        const float* sin = rope_sin_.data() + t * half_rot;
+        if (h.rope_pairs == rope_pairing::neox) {
+          simd::rope_neox(q_.data() + t * d, h.n_head, hd, h.n_rot, cos, sin);
+          simd::rope_neox(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, cos, sin);
+        } else {
+          simd::rope(q_.data() + t * d, h.n_head, hd, h.n_rot, cos, sin);
+          simd::rope(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, cos, sin);
+        }
         simd::float_to_fp16(k_.data() + t * dkv, cache_.key(seq, il, start + t), dkv);
         simd::float_to_fp16(v_.data() + t * dkv, cache_.value(seq, il, start + t), dkv);
       }
@@ -262,7 +266,8 @@ class context {
   thread_pool* pool_ = nullptr;
   kv_cache<fp16> cache_;
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, scores_, rope_cos_, rope_sin_, logits_;
-  std::vector<double> inv_freq_;
+  std::vector<double> inv_freq_;  // radians per position of each rotated pair (rope.hpp)
+  double rope_mscale_ = 1.0;
   std::vector<std::uint64_t> activations_;  // quantized activations, 8-byte aligned
 };
 

@@ -40,12 +40,14 @@ struct weights {
   std::vector<layer_weights> layers;
   const float* output_norm = nullptr;
   matrix output;  // token_embd itself when the file has no output.weight (tied embeddings)
+  const float* rope_freqs = nullptr;  // n_rot/2 divisors of the rotary frequencies (Llama 3.1), optional
 
   static weights from_gguf(const gguf::file& file, const hparams& h) {
     weights w;
     w.token_embd = get_matrix(file, "token_embd.weight", h.n_embd, h.n_vocab);
     w.output_norm = get_vector(file, "output_norm.weight", h.n_embd);
     w.output = file.find_tensor("output.weight") ? get_matrix(file, "output.weight", h.n_embd, h.n_vocab) : w.token_embd;
+    if (file.find_tensor("rope_freqs.weight")) w.rope_freqs = get_vector(file, "rope_freqs.weight", h.n_rot / 2);
     w.layers.resize(h.n_layer);
     for (std::uint32_t i = 0; i < h.n_layer; ++i) {
       const std::string p = "blk." + std::to_string(i) + ".";

@@ -155,7 +155,11 @@ float dot(const Half* w, const Half* a, std::size_t n) noexcept {
       acc1 = _mm512_fmadd_ps(widen(w + i + 16), widen(a + i + 16), acc1);
     }
     for (; i + 16 <= n; i += 16) acc0 = _mm512_fmadd_ps(widen(w + i), widen(a + i), acc0);
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    // Reduced through memory: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized in its own header.
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, _mm512_add_ps(acc0, acc1));
+    float sum = 0.0f;
+    for (const float lane : lanes) sum += lane;
     for (; i < n; ++i) sum += w[i].to_float() * a[i].to_float();
     return sum;
   }

@@ -188,6 +188,20 @@ inline void rope(float* x, std::size_t n_heads, std::size_t head_dim, std::size_
   }
 }
 
+// The same rotation in "NeoX" pairing (Qwen2): x[i] is paired with x[i + n_rot/2].
+inline void rope_neox(float* x, std::size_t n_heads, std::size_t head_dim, std::size_t n_rot, const float* cos,
+                      const float* sin) noexcept {
+  const std::size_t half = n_rot / 2;
+  for (std::size_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (std::size_t i = 0; i < half; ++i) {
+      const float a = v[i], b = v[i + half];
+      v[i] = a * cos[i] - b * sin[i];
+      v[i + half] = a * sin[i] + b * cos[i];
+    }
+  }
+}
+
 // fp16 <-> float for whole rows (F16C where available).
 inline void fp16_to_float(const fp16* in, float* out, std::size_t n) noexcept {
   std::size_t i = 0;

@@ -521,28 +521,39 @@ class tokenizer {
 // clean-up of GPT-2 style vocabularies, which needs the whole text.
 class stream_decoder {
  public:
-  explicit stream_decoder(const tokenizer& t, bool special = false) : tokenizer_(&t), special_(special) {}
+  explicit stream_decoder(const tokenizer& t, bool special = false) : tokenizer_(&t), special_(special) {
+    // Generation pushes one token at a time: with room for a few pieces reserved up front,
+    // push() does not allocate (a piece longer than this grows the buffers once).
+    pending_.reserve(64);
+    ready_.reserve(64);
+  }
 
-  // The text that is complete after this token (possibly empty).
-  std::string push(token_id id) {
+  // The text that is complete after this token (possibly empty). The view stays valid until the
+  // next push() or flush().
+  std::string_view push(token_id id) {
     std::string_view piece = tokenizer_->token_to_piece(id, special_);
     if (first_ && tokenizer_->vocabulary().add_space_prefix() && !piece.empty() && piece.front() == ' ') piece.remove_prefix(1);
     first_ = false;
     pending_ += piece;
     const std::size_t ready = utf8::complete_prefix(pending_);
-    std::string out = pending_.substr(0, ready);
+    ready_.assign(pending_, 0, ready);
     pending_.erase(0, ready);
-    return out;
+    return ready_;
   }
   // Whatever is left at the end (an unfinished character is emitted as its raw bytes).
-  std::string flush() { return std::exchange(pending_, std::string()); }
+  std::string_view flush() {
+    ready_.swap(pending_);
+    pending_.clear();
+    return ready_;
+  }
   // Continue a text: the next token is not the first (its leading space is kept).
   void continue_text() noexcept { first_ = false; }
 
  private:
   const tokenizer* tokenizer_;
   bool special_ = false;
-  std::string pending_;
+  std::string pending_;  // bytes of an unfinished UTF-8 character
+  std::string ready_;    // what the last push()/flush() returned
   bool first_ = true;
 };
 

@@ -1,0 +1,92 @@
+// The per-token path allocates nothing: this test binary replaces the global operator new with
+// a counting one, and a generation counts the allocations made between its first and its last
+// token (the forward pass on the thread pool, sampling, streaming decoding, stop strings).
+#include <gtest/gtest.h>
+
+#include <chorus/chorus.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <string>
+
+#include "test_support.hpp"
+
+namespace {
+std::atomic<std::size_t> allocations{0};
+}  // namespace
+
+// Replacements of the global allocation functions (all threads, the pool's workers included).
+// The aligned and nothrow forms are routed here by the standard library's defaults.
+void* operator new(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return ::operator new(size); }
+void* operator new(std::size_t size, std::align_val_t align) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t a = static_cast<std::size_t>(align);
+  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size, std::align_val_t align) { return ::operator new(size, align); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+namespace {
+
+using namespace chorus;
+
+struct counted_generation {
+  std::size_t tokens = 0;
+  std::size_t allocations_between_tokens = 0;
+};
+
+counted_generation generate_counting(const std::string& model_file, const generate::options& opts) {
+  const auto model = generate::language_model::load(chorus_test::model_path(model_file));
+  generate::session session(model, {.n_ctx = 256, .threads = 2});
+  counted_generation out;
+  std::size_t at_first = 0, at_last = 0;
+  const auto result = session.complete("Once upon a time", opts, [&](const generate::token_event& e) {
+    if (e.id < 0) return true;  // the final flush, after the loop
+    const std::size_t now = allocations.load(std::memory_order_relaxed);
+    if (out.tokens++ == 0) at_first = now;
+    at_last = now;
+    return true;
+  });
+  EXPECT_EQ(result.ids.size(), out.tokens);
+  out.allocations_between_tokens = at_last - at_first;
+  return out;
+}
+
+TEST(HotPath, GenerationAllocatesNothingPerToken) {
+  for (const char* file : {"stories260K.gguf", "tiny-llama-bpe-Q4_K_M.gguf", "tiny-mistral-Q4_0.gguf"}) {
+    generate::options opts;
+    opts.max_tokens = 48;
+    opts.sampling.temperature = 0.8f;
+    opts.sampling.top_k = 40;
+    opts.sampling.top_p = 0.95f;
+    opts.sampling.min_p = 0.02f;
+    opts.sampling.repeat_penalty = 1.1f;
+    opts.stop = {"no such stop string in this story"};
+    const auto counted = generate_counting(file, opts);
+    EXPECT_GT(counted.tokens, 8u) << file;
+    EXPECT_EQ(counted.allocations_between_tokens, 0u) << file << ": " << counted.tokens << " tokens";
+  }
+}
+
+TEST(HotPath, TheCounterSeesAllocations) {
+  const std::size_t before = allocations.load();
+  auto* p = new std::string(100, 'x');  // a heap buffer beyond the small-string capacity
+  delete p;
+  EXPECT_GE(allocations.load() - before, 2u);
+}
+
+}  // namespace
