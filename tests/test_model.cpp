@@ -4,6 +4,7 @@
 
 #include <chorus/chorus.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -189,6 +190,62 @@ TEST(ModelContext, SequencesAreIndependentAndPrefixesCopy) {
   multi.truncate(2, 4);
   const auto again = multi.decode(a, 2);
   for (std::size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(again[i], expected[i]) << i;
+}
+
+// Shared prompts are not copied: the sequences refer to the same KV pages until one of them
+// writes into a shared page, which it then copies (only that page).
+TEST(ModelContext, PrefixesAreSharedCopyOnWrite) {
+  const model::model m(chorus_test::model_path("tiny-llama-spm512-Q8_0.gguf"));
+  std::vector<std::int32_t> prompt;
+  for (std::int32_t i = 0; i < 70; ++i) prompt.push_back(3 + (i * 7) % 500);  // pages 0-31, 32-63, 64-69
+  const std::vector<std::int32_t> a = {310, 311}, b = {320};
+  auto expected_after = [&](const std::vector<std::int32_t>& continuation) {
+    model::context single(m, {.n_ctx = 128, .threads = 2});
+    single.decode(prompt);
+    const auto logits = single.decode(continuation);
+    return std::vector<float>(logits.begin(), logits.end());
+  };
+  const auto expected_a = expected_after(a), expected_b = expected_after(b);
+  auto equal = [](std::span<const float> got, const std::vector<float>& want) {
+    return std::equal(got.begin(), got.end(), want.begin(), want.end());
+  };
+
+  model::context ctx(m, {.n_ctx = 128, .n_seq = 4, .threads = 2});
+  ctx.decode(prompt, 0);
+  EXPECT_EQ(ctx.cache().pages_in_use(), 3u);
+  for (std::size_t seq = 1; seq < 4; ++seq) ctx.copy_prefix(0, seq, prompt.size());
+  EXPECT_EQ(ctx.cache().pages_in_use(), 3u) << "sharing copies nothing";
+  EXPECT_TRUE(equal(ctx.decode(a, 1), expected_a));
+  EXPECT_EQ(ctx.cache().pages_in_use(), 4u) << "the written page, and only it, is copied";
+  EXPECT_TRUE(equal(ctx.decode(b, 0), expected_b));  // the owner writes too: it copies as well
+  EXPECT_EQ(ctx.cache().pages_in_use(), 5u);
+  EXPECT_TRUE(equal(ctx.decode(b, 2), expected_b));   // the shared page was not touched by 0 or 1
+  EXPECT_TRUE(equal(ctx.decode(a, 3), expected_a));   // the last user writes into it in place
+  EXPECT_EQ(ctx.cache().pages_in_use(), 6u);
+  ctx.truncate(3, 0);
+  ctx.truncate(2, 0);
+  ctx.truncate(1, 0);
+  EXPECT_EQ(ctx.cache().pages_in_use(), 3u);
+  ctx.reset(0);
+  EXPECT_EQ(ctx.cache().pages_in_use(), 0u);
+
+  // A pool smaller than n_seq full contexts: sharing is what makes it fit; running out is an
+  // error that leaves the cache usable.
+  model::context small(m, {.n_ctx = 128, .n_seq = 3, .threads = 2, .kv_pages = 4});
+  small.decode(prompt, 0);
+  small.copy_prefix(0, 1, prompt.size());
+  small.copy_prefix(0, 2, prompt.size());
+  EXPECT_TRUE(equal(small.decode(a, 1), expected_a));
+  try {
+    small.decode(b, 2);
+    ADD_FAILURE() << "a fifth page was handed out";
+  } catch (const chorus::error& e) {
+    EXPECT_EQ(e.kind(), errc::out_of_range);
+    EXPECT_NE(std::string(e.what()).find("no free page"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(small.position(2), prompt.size());
+  small.truncate(1, 0);
+  EXPECT_TRUE(equal(small.decode(b, 2), expected_b));
 }
 
 TEST(ModelContext, ErrorsNameTheProblem) {

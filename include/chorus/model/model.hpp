@@ -60,6 +60,8 @@ struct context_options {
   std::uint32_t n_seq = 1;     // independent sequences (each with its own positions)
   thread_pool* pool = nullptr; // shared pool; nullptr = a pool of its own with `threads` threads
   std::size_t threads = 0;     // 0 = one per hardware thread
+  std::size_t kv_pages = 0;    // KV cache pages of 32 positions; 0 = n_seq full contexts (sequences
+                               // that share a prompt prefix need fewer: see kv_cache.hpp)
 };
 
 class context {
@@ -79,7 +81,7 @@ class context {
       options_.pool = own_pool_.get();
     }
     pool_ = options_.pool;
-    cache_ = kv_cache<fp16>(h.n_layer, options_.n_ctx, h.n_embd_kv(), options_.n_seq);
+    cache_ = kv_cache<fp16>(h.n_layer, options_.n_ctx, h.n_embd_kv(), options_.n_seq, options_.kv_pages);
     const std::size_t b = options_.n_batch;
     x_.resize(b * h.n_embd);
     xn_.resize(b * h.n_embd);
@@ -105,9 +107,10 @@ class context {
   void reset(std::size_t seq = 0) { cache_.truncate(seq, 0); }
   void truncate(std::size_t seq, std::size_t n) { cache_.truncate(seq, n); }
   // Makes sequence `dst` continue from the first `n` positions of `src` (e.g. one prompt
-  // shared by several candidates).
+  // shared by several candidates), sharing the cached keys/values copy-on-write.
   void copy_prefix(std::size_t src, std::size_t dst, std::size_t n) { cache_.copy_prefix(src, dst, n); }
   thread_pool& pool() noexcept { return *pool_; }
+  const kv_cache<fp16>& cache() const noexcept { return cache_; }
 
   // Runs `tokens` through the model at the end of sequence `seq`. Returns the logits of the
   // last token (n_vocab values), or of every token (tokens.size() * n_vocab) when all_logits.
@@ -172,6 +175,7 @@ class context {
     const auto& w = model_->tensors();
     const std::size_t n = tokens.size();
     const std::size_t start = cache_.length(seq);
+    cache_.prepare_write(seq, start, start + n);
     const std::size_t d = h.n_embd, dkv = h.n_embd_kv(), hd = h.head_dim, half_rot = h.n_rot / 2;
 
     for (std::size_t t = 0; t < n; ++t) {
