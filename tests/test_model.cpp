@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "derived_models.hpp"
 #include "test_support.hpp"
 
@@ -65,11 +67,17 @@ std::filesystem::path model_file_of(const std::string& stem) {
   static std::map<std::string, std::filesystem::path> written;
   const std::lock_guard lock(mutex);
   if (const auto found = written.find(stem); found != written.end()) return found->second;
-  const auto out = chorus_test::scratch_dir("derived-" + stem) / (stem + ".gguf");
-  if (variant == "qwen2") chorus_test::write_qwen2_variant(base, out);
-  else if (variant == "yarn") chorus_test::write_yarn_variant(base, out);
-  else if (variant == "ropefreqs") chorus_test::write_rope_freqs_variant(base, out);
+  // ctest runs the cases of one model in parallel processes: each writes its own file and
+  // renames it into place (atomic), so none ever maps a half-written one.
+  const auto dir = std::filesystem::path(CHORUS_BINARY_DIR) / "test-scratch" / "derived-models";
+  std::filesystem::create_directories(dir);
+  const auto out = dir / (stem + ".gguf");
+  const auto partial = dir / (stem + ".gguf." + std::to_string(::getpid()));
+  if (variant == "qwen2") chorus_test::write_qwen2_variant(base, partial);
+  else if (variant == "yarn") chorus_test::write_yarn_variant(base, partial);
+  else if (variant == "ropefreqs") chorus_test::write_rope_freqs_variant(base, partial);
   else throw std::runtime_error("unknown derived model variant '" + variant + "'");
+  std::filesystem::rename(partial, out);
   return written[stem] = out;
 }
 
