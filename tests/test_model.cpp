@@ -256,6 +256,60 @@ TEST(ModelContext, PrefixesAreSharedCopyOnWrite) {
   EXPECT_TRUE(equal(small.decode(b, 2), expected_b));
 }
 
+// Several sequences decoded in one step give the logits each would get alone.
+TEST(ModelContext, BatchedDecodeOfSeveralSequencesEqualsSeparateDecodes) {
+  const model::model m(chorus_test::model_path("tiny-llama-spm512-Q4_K_M.gguf"));
+  const std::vector<std::int32_t> prompt = {1, 300, 301, 302, 303};
+  const std::vector<std::vector<std::int32_t>> continuations = {{10, 11, 12}, {20, 21, 22}, {30, 31, 32}};
+  const std::size_t n_vocab = m.params().n_vocab;
+
+  std::vector<std::vector<std::vector<float>>> expected(3);  // [sequence][step] -> logits
+  for (std::size_t s = 0; s < 3; ++s) {
+    model::context alone(m, {.n_ctx = 64, .threads = 2});
+    alone.decode(prompt);
+    for (const auto token : continuations[s]) {
+      const auto logits = alone.decode(std::span(&token, 1));
+      expected[s].emplace_back(logits.begin(), logits.end());
+    }
+  }
+
+  model::context ctx(m, {.n_ctx = 64, .n_seq = 3, .threads = 2});
+  ctx.decode(prompt, 0);
+  ctx.copy_prefix(0, 1, prompt.size());
+  ctx.copy_prefix(0, 2, prompt.size());
+  for (std::size_t step = 0; step < 3; ++step) {
+    std::vector<model::context::batch_token> batch;
+    for (std::size_t s = 0; s < 3; ++s) batch.push_back({continuations[s][step], s});
+    const auto logits = ctx.decode_batch(batch);
+    ASSERT_EQ(logits.size(), 3 * n_vocab);
+    for (std::size_t s = 0; s < 3; ++s) {
+      double worst = 0.0;
+      for (std::size_t v = 0; v < n_vocab; ++v) {
+        worst = std::max(worst, std::fabs(static_cast<double>(logits[s * n_vocab + v]) - expected[s][step][v]));
+      }
+      EXPECT_LT(worst, 1e-3) << "sequence " << s << " step " << step;  // gemm and gemv sum in other orders
+    }
+  }
+  EXPECT_EQ(ctx.position(0), prompt.size() + 3);
+  EXPECT_EQ(ctx.position(2), prompt.size() + 3);
+
+  // Two tokens of one sequence in one batch take consecutive positions.
+  model::context pair(m, {.n_ctx = 64, .n_seq = 2, .threads = 2});
+  pair.decode(prompt, 0);
+  const std::vector<model::context::batch_token> two = {{10, 0}, {11, 0}};
+  const auto both = pair.decode_batch(two);
+  double worst = 0.0;
+  for (std::size_t v = 0; v < n_vocab; ++v) worst = std::max(worst, std::fabs(static_cast<double>(both[n_vocab + v]) - expected[0][1][v]));
+  EXPECT_LT(worst, 1e-3);
+  EXPECT_EQ(pair.position(0), prompt.size() + 2);
+
+  const std::vector<model::context::batch_token> bad = {{10, 5}};
+  EXPECT_THROW(pair.decode_batch(bad), chorus::error);
+  const std::vector<model::context::batch_token> bad_token = {{-1, 0}};
+  EXPECT_THROW(pair.decode_batch(bad_token), chorus::error);
+  EXPECT_EQ(pair.position(0), prompt.size() + 2);
+}
+
 TEST(ModelContext, ErrorsNameTheProblem) {
   const model::model m(chorus_test::model_path("stories260K.gguf"));
   model::context ctx(m, {.n_ctx = 8, .threads = 1});

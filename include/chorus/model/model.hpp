@@ -98,6 +98,9 @@ class context {
     rope_sin_.resize(b * h.n_rot / 2);
     inv_freq_ = rope_frequencies(h, m.tensors().rope_freqs, rope_mscale_);
     logits_.resize(h.n_vocab);
+    token_seq_.resize(b);
+    token_pos_.resize(b);
+    batch_tokens_.resize(b);
   }
 
   const model& owner() const noexcept { return *model_; }
@@ -132,11 +135,55 @@ class context {
     for (std::size_t done = 0; done < tokens.size(); done += options_.n_batch) {
       const std::size_t n = std::min<std::size_t>(options_.n_batch, tokens.size() - done);
       const bool last_chunk = done + n == tokens.size();
-      forward(tokens.subspan(done, n), seq, all_logits ? logits_.data() + done * h.n_vocab : nullptr,
-              !all_logits && last_chunk);
+      const std::size_t start = cache_.length(seq);
+      for (std::size_t t = 0; t < n; ++t) {
+        token_seq_[t] = seq;
+        token_pos_[t] = start + t;
+      }
+      cache_.prepare_write(seq, start, start + n);
+      forward(tokens.subspan(done, n), all_logits ? logits_.data() + done * h.n_vocab : nullptr, !all_logits && last_chunk);
+      cache_.set_length(seq, start + n);
     }
     return all_logits ? std::span<const float>(logits_.data(), tokens.size() * h.n_vocab)
                       : std::span<const float>(logits_.data(), h.n_vocab);
+  }
+
+  // One token for each of several sequences, evaluated in one forward pass: the weights are read
+  // once for all of them (a gemm instead of one gemv per sequence), which is what makes N
+  // candidates of one model nearly as fast as one. Entries of the same sequence take its next
+  // positions in order. Returns batch.size() rows of n_vocab logits, valid until the next call.
+  struct batch_token {
+    std::int32_t token;
+    std::size_t seq;
+  };
+  std::span<const float> decode_batch(std::span<const batch_token> batch) {
+    const auto& h = model_->params();
+    if (batch.empty()) fail(errc::invalid_argument, "decode_batch: no tokens");
+    if (batch.size() > options_.n_batch) {
+      fail(errc::invalid_argument, "decode_batch: ", batch.size(), " tokens exceed n_batch ", options_.n_batch);
+    }
+    for (std::size_t t = 0; t < batch.size(); ++t) {
+      const auto& e = batch[t];
+      cache_.check_sequence(e.seq);
+      if (e.token < 0 || static_cast<std::uint32_t>(e.token) >= h.n_vocab) {
+        fail(errc::invalid_argument, "decode_batch: token id ", e.token, " is outside the vocabulary of ", h.n_vocab);
+      }
+      std::size_t earlier = 0;
+      for (std::size_t u = 0; u < t; ++u) earlier += batch[u].seq == e.seq;
+      token_seq_[t] = e.seq;
+      token_pos_[t] = cache_.length(e.seq) + earlier;
+      batch_tokens_[t] = e.token;
+      if (token_pos_[t] >= options_.n_ctx) {
+        fail(errc::out_of_range, "decode_batch: context full: sequence ", e.seq, " has ", cache_.length(e.seq),
+             " of ", options_.n_ctx, " positions");
+      }
+    }
+    // Pages for every token first, so that running out of them fails before anything is written.
+    for (std::size_t t = 0; t < batch.size(); ++t) cache_.prepare_write(token_seq_[t], token_pos_[t], token_pos_[t] + 1);
+    if (logits_.size() < batch.size() * h.n_vocab) logits_.resize(batch.size() * h.n_vocab);
+    forward(std::span<const std::int32_t>(batch_tokens_.data(), batch.size()), logits_.data(), false);
+    for (std::size_t t = 0; t < batch.size(); ++t) cache_.set_length(token_seq_[t], token_pos_[t] + 1);
+    return std::span<const float>(logits_.data(), batch.size() * h.n_vocab);
   }
 
  private:
@@ -170,17 +217,17 @@ class context {
     });
   }
 
-  void forward(std::span<const std::int32_t> tokens, std::size_t seq, float* all_logits, bool last_logits) {
+  // The forward pass of tokens[t] at (token_seq_[t], token_pos_[t]), whose KV pages the caller
+  // made writable; the caller sets the sequences' lengths afterwards.
+  void forward(std::span<const std::int32_t> tokens, float* all_logits, bool last_logits) {
     const auto& h = model_->params();
     const auto& w = model_->tensors();
     const std::size_t n = tokens.size();
-    const std::size_t start = cache_.length(seq);
-    cache_.prepare_write(seq, start, start + n);
     const std::size_t d = h.n_embd, dkv = h.n_embd_kv(), hd = h.head_dim, half_rot = h.n_rot / 2;
 
     for (std::size_t t = 0; t < n; ++t) {
       embed(tokens[t], x_.data() + t * d);
-      const double pos = static_cast<double>(start + t);
+      const double pos = static_cast<double>(token_pos_[t]);
       for (std::size_t i = 0; i < half_rot; ++i) {
         rope_cos_[t * half_rot + i] = static_cast<float>(std::cos(pos * inv_freq_[i]) * rope_mscale_);
         rope_sin_[t * half_rot + i] = static_cast<float>(std::sin(pos * inv_freq_[i]) * rope_mscale_);
@@ -208,10 +255,10 @@ class context {
           simd::rope(q_.data() + t * d, h.n_head, hd, h.n_rot, cos, sin);
           simd::rope(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, cos, sin);
         }
-        simd::float_to_fp16(k_.data() + t * dkv, cache_.key(seq, il, start + t), dkv);
-        simd::float_to_fp16(v_.data() + t * dkv, cache_.value(seq, il, start + t), dkv);
+        simd::float_to_fp16(k_.data() + t * dkv, cache_.key(token_seq_[t], il, token_pos_[t]), dkv);
+        simd::float_to_fp16(v_.data() + t * dkv, cache_.value(token_seq_[t], il, token_pos_[t]), dkv);
       }
-      attention(seq, il, start, n);
+      attention(il, n);
       matmul(l.wo, attn_.data(), n, xn_.data());
       for (std::size_t t = 0; t < n; ++t) simd::add<>(x_.data() + t * d, xn_.data() + t * d, d);
 
@@ -222,7 +269,6 @@ class context {
       matmul(l.w_down, gate_.data(), n, xn_.data());
       for (std::size_t t = 0; t < n; ++t) simd::add<>(x_.data() + t * d, xn_.data() + t * d, d);
     }
-    cache_.set_length(seq, start + n);
 
     if (all_logits != nullptr) {
       for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, w.output_norm, xn_.data() + t * d, d, h.rms_eps);
@@ -235,14 +281,14 @@ class context {
 
   // Causal attention of the n new tokens over the cache, one task per (token, head). Q and the
   // attention weights are rounded to fp16 like the K/V they meet, as the reference does.
-  void attention(std::size_t seq, std::size_t layer, std::size_t start, std::size_t n) {
+  void attention(std::size_t layer, std::size_t n) {
     const auto& h = model_->params();
     const std::size_t hd = h.head_dim, group = h.n_group();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const std::size_t stride = options_.n_ctx + 16;
     pool_->parallel_for(n * h.n_head, [&](std::size_t task, std::size_t thread) {
       const std::size_t t = task / h.n_head, head = task % h.n_head, kv_head = head / group;
-      const std::size_t pos = start + t;
+      const std::size_t seq = token_seq_[t], pos = token_pos_[t];
       const std::size_t first = h.sliding_window && pos + 1 > *h.sliding_window ? pos + 1 - *h.sliding_window : 0;
       float* scores = scores_.data() + thread * stride;
       alignas(64) float q[max_head_dim];
@@ -270,6 +316,8 @@ class context {
   thread_pool* pool_ = nullptr;
   kv_cache<fp16> cache_;
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, scores_, rope_cos_, rope_sin_, logits_;
+  std::vector<std::size_t> token_seq_, token_pos_;  // sequence and position of each token of a step
+  std::vector<std::int32_t> batch_tokens_;
   std::vector<double> inv_freq_;  // radians per position of each rotated pair (rope.hpp)
   double rope_mscale_ = 1.0;
   std::vector<std::uint64_t> activations_;  // quantized activations, 8-byte aligned
