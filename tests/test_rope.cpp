@@ -62,10 +62,10 @@ TEST(Rope, YarnKeepsFastDimensionsAndInterpolatesSlowOnes) {
   for (std::size_t i = 0; i < f.size(); ++i) {
     const double unscaled = std::pow(10000.0, -2.0 * i / 128.0);
     const double rotations = 4096.0 * unscaled / (2.0 * std::numbers::pi);
-    if (i <= low) EXPECT_NEAR(f[i], unscaled, 1e-15) << i;
-    if (i >= high) EXPECT_NEAR(f[i], unscaled / 8.0, 1e-15) << i;
-    if (rotations > 32.0 * 1.2) EXPECT_GT(f[i], unscaled / 8.0 * 1.5) << i;   // (mostly) kept
-    if (rotations < 1.0 / 1.2) EXPECT_NEAR(f[i], unscaled / 8.0, 1e-15) << i;  // interpolated
+    if (i <= low) { EXPECT_NEAR(f[i], unscaled, 1e-15) << i; }
+    if (i >= high) { EXPECT_NEAR(f[i], unscaled / 8.0, 1e-15) << i; }
+    if (rotations > 32.0 * 1.2) { EXPECT_GT(f[i], unscaled / 8.0 * 1.5) << i; }   // (mostly) kept
+    if (rotations < 1.0 / 1.2) { EXPECT_NEAR(f[i], unscaled / 8.0, 1e-15) << i; }  // interpolated
     EXPECT_LE(f[i], unscaled * (1 + 1e-12));
     EXPECT_GE(f[i], unscaled / 8.0 * (1 - 1e-12));
   }

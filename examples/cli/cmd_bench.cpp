@@ -24,16 +24,19 @@ int run(std::span<const std::string_view> args) {
   const auto n_gen = a.number<std::size_t>("n", 128);
   const auto repeats = a.number<std::size_t>("r", 5);
   const auto threads = a.number<std::size_t>("threads", 0);
+  const auto parallel = a.number<std::size_t>("parallel", 1);
   const bool json = a.flag("json");
   a.reject_unknown();
   if (repeats == 0) throw chorus_cli::usage_error("-r must be at least 1");
+  if (parallel == 0 || parallel > 64) throw chorus_cli::usage_error("--parallel must be between 1 and 64");
 
   const auto start = std::chrono::steady_clock::now();
   const chorus::model::model model(model_path);
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   const auto& h = model.params();
   chorus::model::context ctx(model, {.n_ctx = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, n_gen) + 1),
-                                     .n_batch = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, 1)),
+                                     .n_batch = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, parallel)),
+                                     .n_seq = static_cast<std::uint32_t>(parallel),
                                      .threads = threads});
   std::mt19937 rng(42);
   std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(h.n_vocab) - 1);
@@ -49,7 +52,21 @@ int run(std::span<const std::string_view> args) {
       ctx.decode(prompt);
       if (r > 0) pp.push_back(static_cast<double>(n_prompt) / seconds(t0));
     }
-    if (n_gen > 0) {
+    if (n_gen > 0 && parallel > 1) {
+      // --parallel N: N sequences, one token each per step, in one decode_batch (weights read once)
+      for (std::size_t s = 0; s < parallel; ++s) ctx.reset(s);
+      std::vector<chorus::model::context::batch_token> batch(parallel);
+      for (std::size_t s = 0; s < parallel; ++s) batch[s] = {static_cast<std::int32_t>((1 + s) % h.n_vocab), s};
+      const auto t0 = std::chrono::steady_clock::now();
+      for (std::size_t i = 0; i < n_gen; ++i) {
+        const auto logits = ctx.decode_batch(batch);
+        for (std::size_t s = 0; s < parallel; ++s) {
+          const auto row = logits.subspan(s * h.n_vocab, h.n_vocab);
+          batch[s].token = static_cast<std::int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+        }
+      }
+      if (r > 0) tg.push_back(static_cast<double>(n_gen * parallel) / seconds(t0));
+    } else if (n_gen > 0) {
       ctx.reset();
       std::int32_t next = 1 % static_cast<std::int32_t>(h.n_vocab);
       const auto t0 = std::chrono::steady_clock::now();
@@ -75,17 +92,22 @@ int run(std::span<const std::string_view> args) {
     out.set("generated_tokens", static_cast<std::int64_t>(n_gen));
     out.set("generation_tokens_per_second", tg_median);
     out.set("repeats", static_cast<std::int64_t>(repeats));
+    out.set("parallel_sequences", static_cast<std::int64_t>(parallel));
     std::cout << chorus::json::dump(out) << "\n";
   } else {
     std::printf("| model | size | threads | test | tokens/s (median of %zu) |\n|---|---:|---:|---|---:|\n", repeats);
     if (n_prompt) std::printf("| %s | %.1f MiB | %zu | pp%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(), n_prompt, pp_median);
-    if (n_gen) std::printf("| %s | %.1f MiB | %zu | tg%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(), n_gen, tg_median);
+    if (n_gen && parallel == 1) std::printf("| %s | %.1f MiB | %zu | tg%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(), n_gen, tg_median);
+    if (n_gen && parallel > 1) {
+      std::printf("| %s | %.1f MiB | %zu | tg%zu x %zu sequences (all tokens) | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0,
+                  ctx.pool().size(), n_gen, parallel, tg_median);
+    }
   }
   return 0;
 }
 
 const chorus_cli::registration bench_command{
     "bench", "measure prompt processing and generation speed",
-    "--model M.gguf [-p 512] [-n 128] [-r 5] [--threads N] [--json]", &run};
+    "--model M.gguf [-p 512] [-n 128] [-r 5] [--threads N] [--parallel SEQUENCES] [--json]", &run};
 
 }  // namespace

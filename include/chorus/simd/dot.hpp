@@ -148,7 +148,10 @@ float dot(const Half* w, const Half* a, std::size_t n) noexcept {
     // xsimd 8.1 has no fp16 conversion: widen 16 halves of each with vcvtph2ps and fma in
     // registers (the products are exact in float; only the summation order differs)
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    auto widen = [](const fp16* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); };
+    // (the zero-masking form: GCC 12's plain _mm512_cvtph_ps trips -Wuninitialized in its own header)
+    auto widen = [](const fp16* p) {
+      return _mm512_maskz_cvtph_ps(__mmask16(0xFFFF), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    };
     std::size_t i = 0;
     for (; i + 32 <= n; i += 32) {
       acc0 = _mm512_fmadd_ps(widen(w + i), widen(a + i), acc0);

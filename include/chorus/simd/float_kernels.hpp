@@ -215,7 +215,7 @@ inline void fp16_to_float(const fp16* in, float* out, std::size_t n) noexcept {
 inline void float_to_fp16(const float* in, fp16* out, std::size_t n) noexcept {
   std::size_t i = 0;
 #if defined(__F16C__) && defined(__AVX2__)
-  for (; i + 8 <= n; i += 8) {
+  for (const std::size_t whole = n - n % 8; i < whole; i += 8) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
                      _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
   }

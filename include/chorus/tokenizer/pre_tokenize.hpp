@@ -34,11 +34,25 @@ constexpr bool is_whitespace(std::uint32_t cp) noexcept {
          (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
+// The letters, numbers and punctuation that Unicode 15.0 and 15.1 added (all outside the Basic
+// Multilingual Plane: Kawi, Nag Mundari, Kaktovik numerals, CJK extensions H and I, ...). The
+// reference classifies by Unicode 15.1; the generated tables above may be older (they follow the
+// unicodedata of the Python that generated them, 14.0 at the time of writing), and an overlap
+// with a newer table is harmless. Checked against ICU 72 (Unicode 15.0) plus the 15.1 addition
+// (CJK extension I, U+2EBF0..U+2EE5D).
+inline constexpr code_point_range letters_15[] = {
+    {0x1123F, 0x11240}, {0x11F02, 0x11F02}, {0x11F04, 0x11F10}, {0x11F12, 0x11F33}, {0x1342F, 0x1342F},
+    {0x13441, 0x13446}, {0x1B132, 0x1B132}, {0x1B155, 0x1B155}, {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D},
+    {0x1E4D0, 0x1E4EB}, {0x2B739, 0x2B739}, {0x2EBF0, 0x2EE5D}, {0x31350, 0x323AF},
+};
+inline constexpr code_point_range numbers_15[] = {{0x11F50, 0x11F59}, {0x1D2C0, 0x1D2D3}, {0x1E4F0, 0x1E4F9}};
+inline constexpr code_point_range punctuation_15[] = {{0x11B00, 0x11B09}, {0x11F43, 0x11F4F}};
+
 inline std::uint8_t classify_slow(std::uint32_t cp) noexcept {
   std::uint8_t bits = 0;
-  if (in(letters, cp)) bits |= letter_bit;
-  else if (in(numbers, cp)) bits |= number_bit;
-  else if (in(punctuation, cp)) bits |= punctuation_bit;
+  if (in(letters, cp) || in(letters_15, cp)) bits |= letter_bit;
+  else if (in(numbers, cp) || in(numbers_15, cp)) bits |= number_bit;
+  else if (in(punctuation, cp) || in(punctuation_15, cp)) bits |= punctuation_bit;
   if (is_whitespace(cp)) bits |= whitespace_bit;
   return bits;
 }
