@@ -113,10 +113,19 @@ TEST(Rope, Qwen2LayoutEqualsTheLlamaLayoutOfTheSameWeights) {
   const std::vector<float> first(la.begin(), la.end());
   const auto lb = b.decode(tokens, 0, true);
   ASSERT_EQ(first.size(), lb.size());
-  double worst = 0.0;
-  for (std::size_t i = 0; i < first.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(first[i]) - lb[i]));
-  // Logits of about 20 in magnitude; the dot products only sum in another order.
-  EXPECT_LT(worst, 1e-2);
+  double worst = 0.0, squares = 0.0, scale = 0.0;
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    const double diff = std::fabs(static_cast<double>(first[i]) - lb[i]);
+    worst = std::max(worst, diff);
+    squares += diff * diff;
+    scale = std::max(scale, std::fabs(static_cast<double>(first[i])));
+  }
+  // Only the order of the q.k sums differs (with the scores summed in double both layouts give
+  // identical logits). Yet one float ulp in a score can move a later layer's key across an
+  // fp16 rounding step of the KV cache (2^-11 relative), so the difference is of fp16's order,
+  // not float's: measured worst 3e-4 and RMS 4e-5 of the largest logit (55.8).
+  EXPECT_LT(worst, 1e-3 * scale);
+  EXPECT_LT(std::sqrt(squares / static_cast<double>(first.size())), 2e-4 * scale);
 }
 
 TEST(Rope, ScalingKeysAreValidated) {
