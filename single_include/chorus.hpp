@@ -4344,7 +4344,7 @@ inline void write_double(std::string& out, double d) {
 }
 
 namespace detail {
-inline void dump(std::string& out, const value& v, int indent, int level) {
+inline void dump(std::string& out, const value& v, int indent, int level, bool spaced = false) {
   auto newline = [&](int lvl) {
     if (indent < 0) return;
     out += '\n';
@@ -4366,10 +4366,10 @@ inline void dump(std::string& out, const value& v, int indent, int level) {
     out += '[';
     bool first = true;
     for (const auto& item : v.as_array()) {
-      if (!first) out += ',';
+      if (!first) out += spaced ? ", " : ",";
       first = false;
       newline(level + 1);
-      dump(out, item, indent, level + 1);
+      dump(out, item, indent, level + 1, spaced);
     }
     if (!first) newline(level);
     out += ']';
@@ -4377,12 +4377,12 @@ inline void dump(std::string& out, const value& v, int indent, int level) {
     out += '{';
     bool first = true;
     for (const auto& [key, item] : v.as_object()) {
-      if (!first) out += ',';
+      if (!first) out += spaced ? ", " : ",";
       first = false;
       newline(level + 1);
       write_string(out, key);
-      out += indent < 0 ? ":" : ": ";
-      dump(out, item, indent, level + 1);
+      out += indent < 0 && !spaced ? ":" : ": ";
+      dump(out, item, indent, level + 1, spaced);
     }
     if (!first) newline(level);
     out += '}';
@@ -4395,6 +4395,14 @@ inline void dump(std::string& out, const value& v, int indent, int level) {
 inline std::string dump(const value& v, int indent = -1) {
   std::string out;
   detail::dump(out, v, indent, 0);
+  return out;
+}
+
+// On one line with ", " and ": " between items, as Python's json.dumps writes it (and so the
+// Jinja chat templates' tojson, whose output some prompt formats embed).
+inline std::string dump_spaced(const value& v) {
+  std::string out;
+  detail::dump(out, v, -1, 0, true);
   return out;
 }
 
@@ -7013,6 +7021,17 @@ class stream_decoder {
 // Roles: "system", "user", "assistant" everywhere. ChatML and Llama 3 write any other role name
 // as given (e.g. "tool", "ipython"); the other families reject it (errc::invalid_argument). The
 // families that fold the system message into a user turn accept it only as the first message.
+//
+// Tools in mistral_v3 and mistral_v3_tekken (what Mistral-7B-Instruct-v0.3's and Mistral-Nemo's
+// templates render; v3 puts a space after each opening marker, tekken none):
+//   chat_options::tools (function specs, OpenAI style {"type":"function","function":{...}} or the
+//   bare function object) go before the last user message:
+//       [AVAILABLE_TOOLS] [{"type": "function", "function": {"name": "f", ...}}][/AVAILABLE_TOOLS]
+//   an assistant message with tool_calls:  [TOOL_CALLS] [{"name": "f", "arguments": {...}, "id": "abc123XYZ"}]</s>
+//   a message of role "tool":              [TOOL_RESULTS] {"content": C, "call_id": "abc123XYZ"}[/TOOL_RESULTS]
+// JSON is written as Python's json.dumps writes it (", " and ": "), the tool result's content as
+// given. Call ids must be 9 letters or digits (the templates refuse others). The other families
+// reject tools and tool_calls (errc::invalid_argument) rather than drop them silently.
 
 #include <array>
 #include <span>
@@ -7023,9 +7042,20 @@ class stream_decoder {
 
 namespace chorus::inline CHORUS_ABI::tokenizer {
 
+// One call an assistant message makes (the Mistral v3 formats write them; see below).
+struct chat_tool_call {
+  std::string id;         // Mistral: exactly 9 letters or digits
+  std::string name;       // the function's name
+  std::string arguments;  // the arguments object as JSON text, e.g. {"city": "Paris"}
+};
+
 struct chat_message {
   std::string role;     // "system", "user", "assistant" (others: see above)
   std::string content;  // UTF-8
+  // An assistant message that calls tools (its content is then not written, as the templates do).
+  std::vector<chat_tool_call> tool_calls = {};
+  // Role "tool": the id of the call this message answers.
+  std::string tool_call_id = {};
 };
 
 enum class chat_template_kind {
@@ -7161,6 +7191,7 @@ inline chat_template_choice choose_chat_template(const gguf::file& model) {
 struct chat_options {
   bool add_generation_prompt = true;  // end with the opening of an assistant turn
   bool add_bos = false;               // start with the family's BOS text (see the top of this file)
+  std::vector<json::value> tools = {};  // function specs the model may call (mistral_v3 formats)
 };
 
 namespace detail {
@@ -7253,11 +7284,85 @@ inline void apply_llama2(std::string& out, std::span<const chat_message> message
 }
 
 // mistral_v1, mistral_v3, mistral_v3_tekken: [INST] turns, system folded into a user message.
-inline void apply_mistral_inst(std::string& out, chat_template_kind kind, std::span<const chat_message> messages) {
+inline void check_call_id(chat_template_kind kind, std::string_view id, std::size_t index) {
+  bool ok = id.size() == 9;
+  for (const char c : id) ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
+  if (!ok) {
+    fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", index, " has tool call id '", id,
+         "' (this format needs exactly 9 letters or digits)");
+  }
+}
+
+inline void write_tool_calls(std::string& out, chat_template_kind kind, std::string_view gap, const chat_message& m,
+                             std::size_t index) {
+  out += "[TOOL_CALLS]";
+  out += gap;
+  out += '[';
+  for (std::size_t c = 0; c < m.tool_calls.size(); ++c) {
+    const auto& call = m.tool_calls[c];
+    check_call_id(kind, call.id, index);
+    json::value arguments;
+    try {
+      arguments = json::parse(call.arguments);
+    } catch (const error& e) {
+      fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", index, ", tool call '", call.name,
+           "': arguments are not valid JSON (", e.what(), ")");
+    }
+    if (c > 0) out += ", ";
+    out += "{\"name\": ";
+    json::write_string(out, call.name);
+    out += ", \"arguments\": ";
+    out += json::dump_spaced(arguments);
+    out += ", \"id\": \"";
+    out += call.id;
+    out += "\"}";
+  }
+  out += "]</s>";
+}
+
+// Each spec's function object with string values written raw and the others as JSON, as the
+// templates do.
+inline void write_available_tools(std::string& out, std::string_view gap, std::span<const json::value> tools) {
+  out += "[AVAILABLE_TOOLS]";
+  out += gap;
+  out += '[';
+  for (std::size_t t = 0; t < tools.size(); ++t) {
+    const json::value* function = tools[t].is_object() ? tools[t].find("function") : nullptr;
+    const json::value& spec = function ? *function : tools[t];
+    if (!spec.is_object()) {
+      fail(errc::invalid_argument, "chat template: tool ", t, " is not a JSON object with the function's name, description and parameters");
+    }
+    if (t > 0) out += ", ";
+    out += "{\"type\": \"function\", \"function\": {";
+    bool first = true;
+    for (const auto& [key, item] : spec.as_object()) {
+      if (key == "return") continue;
+      if (!first) out += ", ";
+      first = false;
+      out += '"';
+      out += key;
+      out += "\": ";
+      if (item.is_string()) {
+        out += '"';
+        out += item.as_string();
+        out += '"';
+      } else {
+        out += json::dump_spaced(item);
+      }
+    }
+    out += "}}";
+  }
+  out += "][/AVAILABLE_TOOLS]";
+}
+
+inline void apply_mistral_inst(std::string& out, chat_template_kind kind, std::span<const chat_message> messages,
+                               std::span<const json::value> tools) {
   std::string_view system;
+  std::size_t skipped = 0;  // messages[i] is message i + skipped of the caller's list (for errors)
   if (!messages.empty() && messages[0].role == "system") {
     system = messages[0].content;
     messages = messages.subspan(1);
+    skipped = 1;
   }
   const bool v1 = kind == chat_template_kind::mistral_v1;
   const std::string_view open = kind == chat_template_kind::mistral_v3_tekken ? "[INST]" : "[INST] ";
@@ -7270,9 +7375,16 @@ inline void apply_mistral_inst(std::string& out, chat_template_kind kind, std::s
     system_target = i;
     if (v1) break;
   }
+  // The spaces after the tool markers are v3's; tekken writes none.
+  const std::string_view gap = kind == chat_template_kind::mistral_v3 ? " " : "";
+  std::size_t last_user = messages.size();
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role == "user") last_user = i;
+  }
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     if (m.role == "user") {
+      if (i == last_user && !tools.empty()) write_available_tools(out, gap, tools);
       out += open;
       if (i == system_target && !system.empty()) {
         out += system;
@@ -7280,6 +7392,17 @@ inline void apply_mistral_inst(std::string& out, chat_template_kind kind, std::s
       }
       out += m.content;
       out += close;
+    } else if (!m.tool_calls.empty()) {
+      write_tool_calls(out, kind, gap, m, i + skipped);
+    } else if (m.role == "tool") {
+      check_call_id(kind, m.tool_call_id, i + skipped);
+      out += "[TOOL_RESULTS]";
+      out += gap;
+      out += "{\"content\": ";
+      out += m.content;
+      out += ", \"call_id\": \"";
+      out += m.tool_call_id;
+      out += "\"}[/TOOL_RESULTS]";
     } else {
       out += before_answer;
       out += m.content;
@@ -7359,9 +7482,20 @@ inline std::string apply_chat_template(chat_template_kind kind, std::span<const 
     fail(errc::invalid_argument, "chat template: no format chosen (kind unknown; valid: ", chat_template_names(), ")");
   }
   const bool any_role = kind == chat_template_kind::chatml || kind == chat_template_kind::llama3;
+  const bool takes_tools = kind == chat_template_kind::mistral_v3 || kind == chat_template_kind::mistral_v3_tekken;
+  if (!takes_tools && !options.tools.empty()) {
+    fail(errc::invalid_argument, "chat template ", to_string(kind),
+         ": tool specs given, but only mistral-v3 and mistral-v3-tekken write them here");
+  }
   for (std::size_t i = 0; i < messages.size(); ++i) {
-    if (messages[i].role.empty()) detail::unsupported_role(kind, messages[i], i);
-    if (!any_role) detail::check_role(kind, messages[i], i);
+    const auto& m = messages[i];
+    if (m.role.empty()) detail::unsupported_role(kind, m, i);
+    if (!m.tool_calls.empty() && (!takes_tools || m.role != "assistant")) {
+      fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", i, " (role '", m.role,
+           "') has tool calls; only assistant messages of mistral-v3 and mistral-v3-tekken take them here");
+    }
+    if (takes_tools && m.role == "tool") continue;
+    if (!any_role) detail::check_role(kind, m, i);
   }
   std::string out;
   std::size_t reserve = 64;
@@ -7379,7 +7513,7 @@ inline std::string apply_chat_template(chat_template_kind kind, std::span<const 
     case chat_template_kind::mistral_v3:
     case chat_template_kind::mistral_v3_tekken:
       detail::check_system_first(kind, messages);
-      detail::apply_mistral_inst(out, kind, messages);
+      detail::apply_mistral_inst(out, kind, messages, options.tools);
       break;
     case chat_template_kind::mistral_v7: detail::apply_mistral_v7(out, messages); break;
     case chat_template_kind::phi3: detail::apply_phi3(out, messages, options.add_generation_prompt); break;

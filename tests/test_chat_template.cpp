@@ -254,4 +254,85 @@ TEST(ChatTemplate, RejectsWhatAFormatCannotExpress) {
   expect_error(errc::invalid_argument, "no format chosen", [] { (void)apply(kind::unknown, conversation); });
 }
 
+// A conversation with tool use: the model calls two tools, reads their results, answers, and
+// is asked again.
+std::vector<chat_message> tool_conversation() {
+  std::vector<chat_message> m = {
+      {"system", "S"},
+      {"user", "What's the weather in Paris?"},
+      {"assistant", ""},
+      {"tool", R"({"temp": 21})"},
+      {"tool", R"("12:00")"},
+      {"assistant", "It is 21 degrees."},
+      {"user", "And tomorrow?"},
+  };
+  m[2].tool_calls = {{"abc123XYZ", "get_weather", R"({"city":"Paris","units":["c"]})"}, {"def456UVW", "get_time", "{}"}};
+  m[3].tool_call_id = "abc123XYZ";
+  m[4].tool_call_id = "def456UVW";
+  return m;
+}
+
+std::vector<json::value> weather_tool() {
+  return {json::parse(R"({"type":"function","function":{"name":"get_weather","description":"Current weather",)"
+                      R"("parameters":{"type":"object","properties":{"city":{"type":"string"}}}}})")};
+}
+
+TEST(ChatTemplate, MistralToolCallsAndResults) {
+  const auto messages = tool_conversation();
+  // What Mistral-Nemo-Instruct-2407's Jinja template (llama.cpp c392e50, models/templates/)
+  // renders for this conversation under jinja2 3.1 with trim_blocks and lstrip_blocks, as
+  // transformers runs it, less the leading BOS.
+  const std::string tekken =
+      R"([INST]What's the weather in Paris?[/INST][TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris", "units": ["c"]}, "id": "abc123XYZ"}, )"
+      R"({"name": "get_time", "arguments": {}, "id": "def456UVW"}]</s>[TOOL_RESULTS]{"content": {"temp": 21}, "call_id": "abc123XYZ"}[/TOOL_RESULTS])"
+      R"([TOOL_RESULTS]{"content": "12:00", "call_id": "def456UVW"}[/TOOL_RESULTS]It is 21 degrees.</s>)"
+      R"([AVAILABLE_TOOLS][{"type": "function", "function": {"name": "get_weather", "description": "Current weather", )"
+      R"("parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}][/AVAILABLE_TOOLS][INST]S)"
+      "\n\n"
+      R"(And tomorrow?[/INST])";
+  EXPECT_EQ(tokenizer::apply_chat_template(kind::mistral_v3_tekken, messages, {.tools = weather_tool()}), tekken);
+  // Mistral-7B-Instruct-v0.3: the same with a space after "[INST]", "[TOOL_CALLS]",
+  // "[TOOL_RESULTS]", "[AVAILABLE_TOOLS]" and before an answer.
+  const std::string v3 =
+      R"([INST] What's the weather in Paris?[/INST][TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris", "units": ["c"]}, "id": "abc123XYZ"}, )"
+      R"({"name": "get_time", "arguments": {}, "id": "def456UVW"}]</s>[TOOL_RESULTS] {"content": {"temp": 21}, "call_id": "abc123XYZ"}[/TOOL_RESULTS])"
+      R"([TOOL_RESULTS] {"content": "12:00", "call_id": "def456UVW"}[/TOOL_RESULTS] It is 21 degrees.</s>)"
+      R"([AVAILABLE_TOOLS] [{"type": "function", "function": {"name": "get_weather", "description": "Current weather", )"
+      R"("parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}][/AVAILABLE_TOOLS][INST] S)"
+      "\n\n"
+      R"(And tomorrow?[/INST])";
+  EXPECT_EQ(tokenizer::apply_chat_template(kind::mistral_v3, messages, {.tools = weather_tool()}), v3);
+  // A bare function object is a spec too; without tools there is no [AVAILABLE_TOOLS] block.
+  const auto bare = std::vector<json::value>{weather_tool()[0]["function"]};
+  EXPECT_EQ(tokenizer::apply_chat_template(kind::mistral_v3_tekken, messages, {.tools = bare}), tekken);
+  EXPECT_EQ(tokenizer::apply_chat_template(kind::mistral_v3_tekken, messages).find("AVAILABLE_TOOLS"), std::string::npos);
+}
+
+TEST(ChatTemplate, ToolMistakesAreNamed) {
+  auto messages = tool_conversation();
+  messages[3].tool_call_id = "short";
+  expect_error(errc::invalid_argument, "message 3 has tool call id 'short' (this format needs exactly 9 letters or digits)",
+               [&] { (void)tokenizer::apply_chat_template(kind::mistral_v3, messages); });
+  messages = tool_conversation();
+  messages[2].tool_calls[1].arguments = "{city: Paris}";
+  expect_error(errc::invalid_argument, "message 2, tool call 'get_time': arguments are not valid JSON",
+               [&] { (void)tokenizer::apply_chat_template(kind::mistral_v3_tekken, messages); });
+  messages = tool_conversation();
+  messages[2].tool_calls[0].id = "abc-23XYZ";
+  expect_error(errc::invalid_argument, "tool call id 'abc-23XYZ'",
+               [&] { (void)tokenizer::apply_chat_template(kind::mistral_v3_tekken, messages); });
+  // Families that do not write tools here say so instead of dropping them.
+  expect_error(errc::invalid_argument, "has tool calls; only assistant messages of mistral-v3",
+               [] { (void)tokenizer::apply_chat_template(kind::chatml, tool_conversation()); });
+  expect_error(errc::invalid_argument, "chat template llama3: tool specs given",
+               [] { (void)tokenizer::apply_chat_template(kind::llama3, conversation, {.tools = weather_tool()}); });
+  expect_error(errc::invalid_argument, "tool 0 is not a JSON object",
+               [] { (void)tokenizer::apply_chat_template(kind::mistral_v3, conversation, {.tools = {json::value(3)}}); });
+}
+
+TEST(Json, DumpSpacedWritesAsPythonDoes) {
+  EXPECT_EQ(json::dump_spaced(json::parse(R"({"a":[1,2.5,"x"],"b":{"c":null,"d":true},"e":[],"f":{}})")),
+            R"({"a": [1, 2.5, "x"], "b": {"c": null, "d": true}, "e": [], "f": {}})");
+}
+
 }  // namespace

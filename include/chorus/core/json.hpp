@@ -523,7 +523,7 @@ inline void write_double(std::string& out, double d) {
 }
 
 namespace detail {
-inline void dump(std::string& out, const value& v, int indent, int level) {
+inline void dump(std::string& out, const value& v, int indent, int level, bool spaced = false) {
   auto newline = [&](int lvl) {
     if (indent < 0) return;
     out += '\n';
@@ -545,10 +545,10 @@ inline void dump(std::string& out, const value& v, int indent, int level) {
     out += '[';
     bool first = true;
     for (const auto& item : v.as_array()) {
-      if (!first) out += ',';
+      if (!first) out += spaced ? ", " : ",";
       first = false;
       newline(level + 1);
-      dump(out, item, indent, level + 1);
+      dump(out, item, indent, level + 1, spaced);
     }
     if (!first) newline(level);
     out += ']';
@@ -556,12 +556,12 @@ inline void dump(std::string& out, const value& v, int indent, int level) {
     out += '{';
     bool first = true;
     for (const auto& [key, item] : v.as_object()) {
-      if (!first) out += ',';
+      if (!first) out += spaced ? ", " : ",";
       first = false;
       newline(level + 1);
       write_string(out, key);
-      out += indent < 0 ? ":" : ": ";
-      dump(out, item, indent, level + 1);
+      out += indent < 0 && !spaced ? ":" : ": ";
+      dump(out, item, indent, level + 1, spaced);
     }
     if (!first) newline(level);
     out += '}';
@@ -574,6 +574,14 @@ inline void dump(std::string& out, const value& v, int indent, int level) {
 inline std::string dump(const value& v, int indent = -1) {
   std::string out;
   detail::dump(out, v, indent, 0);
+  return out;
+}
+
+// On one line with ", " and ": " between items, as Python's json.dumps writes it (and so the
+// Jinja chat templates' tojson, whose output some prompt formats embed).
+inline std::string dump_spaced(const value& v) {
+  std::string out;
+  detail::dump(out, v, -1, 0, true);
   return out;
 }
 
