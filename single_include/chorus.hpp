@@ -4408,6 +4408,53 @@ inline std::string dump_spaced(const value& v) {
 
 }  // namespace chorus::inline CHORUS_ABI::json
 // ---- end chorus/core/json.hpp ----
+// ---- begin chorus/core/cpu.hpp ----
+// chorus — how many threads the forward pass should use by default: one per physical core
+// this process may run on. Hyper-threads of one core share its vector units, so a second
+// thread per core adds contention to the int8 kernels rather than throughput.
+
+#include <algorithm>
+#include <cstddef>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+namespace chorus::inline CHORUS_ABI {
+
+// Physical cores among the CPUs of this process's affinity mask (Linux: from
+// /sys/devices/system/cpu/cpuN/topology). Elsewhere, or when the topology cannot be read, the
+// number of hardware threads. Never less than 1.
+inline std::size_t physical_core_count() {
+  const std::size_t hardware = std::max(1u, std::thread::hardware_concurrency());
+#if defined(__linux__)
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return hardware;
+  std::set<std::pair<long, long>> cores;  // (package, core)
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    long package = -1, core = -1;
+    std::ifstream(dir + "physical_package_id") >> package;
+    std::ifstream(dir + "core_id") >> core;
+    if (package < 0 || core < 0) return std::max<std::size_t>(1, static_cast<std::size_t>(CPU_COUNT(&allowed)));
+    cores.emplace(package, core);
+  }
+  return cores.empty() ? hardware : cores.size();
+#else
+  return hardware;
+#endif
+}
+
+}  // namespace chorus::inline CHORUS_ABI
+// ---- end chorus/core/cpu.hpp ----
 // ---- begin chorus/core/thread_pool.hpp ----
 // chorus — a fixed pool of worker threads for the forward pass: parallel_for over task
 // indices with the calling thread taking part. No allocation and no std::function per call:
@@ -4435,9 +4482,9 @@ namespace chorus::inline CHORUS_ABI {
 class thread_pool {
  public:
   // `threads` counts the calling thread: thread_pool(2) starts one worker. 0 = one per
-  // hardware thread.
+  // physical core this process may run on (core/cpu.hpp).
   explicit thread_pool(std::size_t threads = 0) {
-    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    if (threads == 0) threads = physical_core_count();
     if (threads > 1024) fail(errc::invalid_argument, "thread_pool: ", threads, " threads requested (at most 1024)");
     size_ = threads;
     workers_.reserve(threads - 1);
@@ -4986,6 +5033,11 @@ inline std::vector<double> rope_frequencies(const hparams& h, const float* divis
 // The model is immutable and can be shared by any number of contexts (fusion members that
 // are the same model with other seeds share one copy of the weights). A context is not
 // thread-safe; its compute is spread over a thread_pool.
+//
+// The KV cache's element type is a compile-time choice: `context` stores fp16 keys and values
+// (half the memory, what the reference stores, so logits match it most closely);
+// `basic_context<float>` stores float (twice the memory, no rounding of K, V, Q or the
+// attention weights).
 
 #include <algorithm>
 #include <cmath>
@@ -4994,6 +5046,7 @@ inline std::vector<double> rope_frequencies(const hparams& h, const float* divis
 #include <filesystem>
 #include <memory>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 
@@ -5027,16 +5080,21 @@ struct context_options {
   std::uint32_t n_batch = 512; // tokens per forward step (longer prompts are split)
   std::uint32_t n_seq = 1;     // independent sequences (each with its own positions)
   thread_pool* pool = nullptr; // shared pool; nullptr = a pool of its own with `threads` threads
-  std::size_t threads = 0;     // 0 = one per hardware thread
+  std::size_t threads = 0;     // 0 = one per physical core
   std::size_t kv_pages = 0;    // KV cache pages of 32 positions; 0 = n_seq full contexts (sequences
                                // that share a prompt prefix need fewer: see kv_cache.hpp)
 };
 
-class context {
+template <class KvElement = fp16>
+class basic_context {
+  static_assert(std::is_same_v<KvElement, fp16> || std::is_same_v<KvElement, float>,
+                "the KV cache stores fp16 or float");
+
  public:
+  using kv_element = KvElement;
   static constexpr std::size_t max_head_dim = 512;
 
-  explicit context(const model& m, context_options options = {}) : model_(&m), options_(options) {
+  explicit basic_context(const model& m, context_options options = {}) : model_(&m), options_(options) {
     const auto& h = m.params();
     if (options_.n_ctx == 0) options_.n_ctx = std::min<std::uint32_t>(h.n_ctx_train, 4096);
     if (options_.n_batch == 0) fail(errc::invalid_argument, "context: n_batch must be positive");
@@ -5049,7 +5107,7 @@ class context {
       options_.pool = own_pool_.get();
     }
     pool_ = options_.pool;
-    cache_ = kv_cache<fp16>(h.n_layer, options_.n_ctx, h.n_embd_kv(), options_.n_seq, options_.kv_pages);
+    cache_ = kv_cache<KvElement>(h.n_layer, options_.n_ctx, h.n_embd_kv(), options_.n_seq, options_.kv_pages);
     const std::size_t b = options_.n_batch;
     x_.resize(b * h.n_embd);
     xn_.resize(b * h.n_embd);
@@ -5081,7 +5139,7 @@ class context {
   // shared by several candidates), sharing the cached keys/values copy-on-write.
   void copy_prefix(std::size_t src, std::size_t dst, std::size_t n) { cache_.copy_prefix(src, dst, n); }
   thread_pool& pool() noexcept { return *pool_; }
-  const kv_cache<fp16>& cache() const noexcept { return cache_; }
+  const kv_cache<KvElement>& cache() const noexcept { return cache_; }
 
   // Runs `tokens` through the model at the end of sequence `seq`. Returns the logits of the
   // last token (n_vocab values), or of every token (tokens.size() * n_vocab) when all_logits.
@@ -5223,8 +5281,8 @@ class context {
           simd::rope(q_.data() + t * d, h.n_head, hd, h.n_rot, cos, sin);
           simd::rope(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, cos, sin);
         }
-        simd::float_to_fp16(k_.data() + t * dkv, cache_.key(token_seq_[t], il, token_pos_[t]), dkv);
-        simd::float_to_fp16(v_.data() + t * dkv, cache_.value(token_seq_[t], il, token_pos_[t]), dkv);
+        store_kv(k_.data() + t * dkv, cache_.key(token_seq_[t], il, token_pos_[t]), dkv);
+        store_kv(v_.data() + t * dkv, cache_.value(token_seq_[t], il, token_pos_[t]), dkv);
       }
       attention(il, n);
       matmul(l.wo, attn_.data(), n, xn_.data());
@@ -5247,8 +5305,32 @@ class context {
     }
   }
 
-  // Causal attention of the n new tokens over the cache, one task per (token, head). Q and the
-  // attention weights are rounded to fp16 like the K/V they meet, as the reference does.
+  static void store_kv(const float* in, KvElement* out, std::size_t n) noexcept {
+    if constexpr (std::is_same_v<KvElement, fp16>) {
+      simd::float_to_fp16(in, out, n);
+    } else {
+      std::copy(in, in + n, out);
+    }
+  }
+  static void load_kv(const KvElement* in, float* out, std::size_t n) noexcept {
+    if constexpr (std::is_same_v<KvElement, fp16>) {
+      simd::fp16_to_float(in, out, n);
+    } else {
+      std::copy(in, in + n, out);
+    }
+  }
+  // What a value meets on its way into an fp16 cache's products, nothing for a float cache.
+  static float kv_rounded(float x) noexcept {
+    if constexpr (std::is_same_v<KvElement, fp16>) {
+      return fp16(x).to_float();
+    } else {
+      return x;
+    }
+  }
+
+  // Causal attention of the n new tokens over the cache, one task per (token, head). With an
+  // fp16 cache, Q and the attention weights are rounded to fp16 like the K/V they meet, as the
+  // reference does.
   void attention(std::size_t layer, std::size_t n) {
     const auto& h = model_->params();
     const std::size_t hd = h.head_dim, group = h.n_group();
@@ -5262,9 +5344,9 @@ class context {
       alignas(64) float q[max_head_dim];
       alignas(64) float row[max_head_dim];
       const float* q_src = q_.data() + t * h.n_embd + head * hd;
-      for (std::size_t i = 0; i < hd; ++i) q[i] = fp16(q_src[i]).to_float();
+      for (std::size_t i = 0; i < hd; ++i) q[i] = kv_rounded(q_src[i]);
       for (std::size_t j = first; j <= pos; ++j) {
-        simd::fp16_to_float(cache_.key(seq, layer, j) + kv_head * hd, row, hd);
+        load_kv(cache_.key(seq, layer, j) + kv_head * hd, row, hd);
         scores[j - first] = simd::dot<>(q, row, hd) * scale;
       }
       const std::size_t count = pos + 1 - first;
@@ -5272,8 +5354,8 @@ class context {
       float* out = attn_.data() + t * h.n_embd + head * hd;
       std::fill(out, out + hd, 0.0f);
       for (std::size_t j = 0; j < count; ++j) {
-        simd::fp16_to_float(cache_.value(seq, layer, first + j) + kv_head * hd, row, hd);
-        simd::axpy<>(out, fp16(scores[j]).to_float(), row, hd);
+        load_kv(cache_.value(seq, layer, first + j) + kv_head * hd, row, hd);
+        simd::axpy<>(out, kv_rounded(scores[j]), row, hd);
       }
     });
   }
@@ -5282,7 +5364,7 @@ class context {
   context_options options_;
   std::unique_ptr<thread_pool> own_pool_;
   thread_pool* pool_ = nullptr;
-  kv_cache<fp16> cache_;
+  kv_cache<KvElement> cache_;
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, scores_, rope_cos_, rope_sin_, logits_;
   std::vector<std::size_t> token_seq_, token_pos_;  // sequence and position of each token of a step
   std::vector<std::int32_t> batch_tokens_;
@@ -5290,6 +5372,9 @@ class context {
   double rope_mscale_ = 1.0;
   std::vector<std::uint64_t> activations_;  // quantized activations, 8-byte aligned
 };
+
+// The context most callers want: fp16 keys and values.
+using context = basic_context<fp16>;
 
 }  // namespace chorus::inline CHORUS_ABI::model
 // ---- end chorus/model/model.hpp ----
@@ -6998,6 +7083,9 @@ class stream_decoder {
 //   chatml            <|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n
 //                     <|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nV<|im_end|>\n<|im_start|>assistant\n
 //                     (Qwen2, SmolLM, Hermes, ...; no default system message is inserted)
+//   qwen2_5           ChatML as Qwen2.5-Instruct's template writes it: without a system message it
+//                     inserts "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a
+//                     helpful assistant.<|im_end|>\n"; tools as below
 //   llama2            [INST] <<SYS>>\nS\n<</SYS>>\n\nU [/INST] A </s><s>[INST] V [/INST]
 //                     (contents stripped of surrounding whitespace, as the Llama-2-chat template does)
 //   llama3            <|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>...<|start_header_id|>assistant<|end_header_id|>\n\n
@@ -7030,8 +7118,19 @@ class stream_decoder {
 //   an assistant message with tool_calls:  [TOOL_CALLS] [{"name": "f", "arguments": {...}, "id": "abc123XYZ"}]</s>
 //   a message of role "tool":              [TOOL_RESULTS] {"content": C, "call_id": "abc123XYZ"}[/TOOL_RESULTS]
 // JSON is written as Python's json.dumps writes it (", " and ": "), the tool result's content as
-// given. Call ids must be 9 letters or digits (the templates refuse others). The other families
-// reject tools and tool_calls (errc::invalid_argument) rather than drop them silently.
+// given. Call ids must be 9 letters or digits (the templates refuse others).
+//
+// Tools in qwen2_5 (Qwen2.5-Instruct's template; Hermes-style XML tags):
+//   the specs go into the system message, after its text and a blank line:
+//       # Tools\n\nYou may call one or more functions ... <tools>\n{spec}\n{spec}\n</tools>\n\nFor each
+//       function call, return a json object ... </tool_call>
+//   an assistant message with tool_calls:  <|im_start|>assistant[\ncontent]\n<tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>...<|im_end|>\n
+//   consecutive messages of role "tool":   <|im_start|>user\n<tool_response>\nC\n</tool_response>...<|im_end|>\n
+// Call ids are not written (the format has none).
+//
+// Specs are OpenAI style {"type":"function","function":{...}}; a bare function object is taken as
+// its "function". The other families reject tools and tool_calls (errc::invalid_argument)
+// rather than drop them silently.
 
 #include <array>
 #include <span>
@@ -7060,6 +7159,7 @@ struct chat_message {
 
 enum class chat_template_kind {
   chatml,
+  qwen2_5,
   llama2,
   llama3,
   mistral_v1,
@@ -7078,8 +7178,9 @@ struct chat_template_name {
   chat_template_kind kind;
   std::string_view name;
 };
-inline constexpr std::array<chat_template_name, 9> chat_template_names{{
+inline constexpr std::array<chat_template_name, 10> chat_template_names{{
     {chat_template_kind::chatml, "chatml"},
+    {chat_template_kind::qwen2_5, "qwen2.5"},
     {chat_template_kind::llama2, "llama2"},
     {chat_template_kind::llama3, "llama3"},
     {chat_template_kind::mistral_v1, "mistral-v1"},
@@ -7110,7 +7211,7 @@ inline std::string chat_template_names() {
 }
 
 // Explicit choice by name. Accepts the names above, case-insensitively, with '_' for '-', and a
-// few aliases used by other tools ("qwen2", "smollm" -> chatml; "mistral" -> mistral-v1,
+// few aliases used by other tools ("qwen2", "smollm" -> chatml; "qwen-2.5", "qwen25" -> qwen2.5; "mistral" -> mistral-v1,
 // "mistral-v7-tekken" -> mistral-v7, "phi-3" -> phi3, "gemma2"/"gemma3" -> gemma, "llama-2", "llama-3").
 // An unknown name is errc::invalid_argument listing the valid ones.
 inline chat_template_kind chat_template_from_name(std::string_view name) {
@@ -7128,6 +7229,7 @@ inline chat_template_kind chat_template_from_name(std::string_view name) {
   };
   static constexpr alias aliases[] = {
       {"qwen2", chat_template_kind::chatml},          {"smollm", chat_template_kind::chatml},
+      {"qwen-2.5", chat_template_kind::qwen2_5},      {"qwen25", chat_template_kind::qwen2_5},
       {"llama-2", chat_template_kind::llama2},        {"llama-3", chat_template_kind::llama3},
       {"mistral", chat_template_kind::mistral_v1},    {"mistral-v7-tekken", chat_template_kind::mistral_v7},
       {"phi-3", chat_template_kind::phi3},            {"gemma2", chat_template_kind::gemma},
@@ -7144,7 +7246,10 @@ inline chat_template_kind chat_template_from_name(std::string_view name) {
 inline chat_template_kind detect_chat_template(std::string_view jinja) noexcept {
   const auto has = [jinja](std::string_view marker) { return jinja.find(marker) != std::string_view::npos; };
   if (jinja.empty()) return chat_template_kind::unknown;
-  if (has("<|im_start|>")) return chat_template_kind::chatml;
+  if (has("<|im_start|>")) {
+    const bool qwen2_5 = has("You are Qwen, created by Alibaba Cloud") && has("<tool_call>");
+    return qwen2_5 ? chat_template_kind::qwen2_5 : chat_template_kind::chatml;
+  }
   if (has("<|start_header_id|>")) return chat_template_kind::llama3;
   if (has("<start_of_turn>")) return chat_template_kind::gemma;
   if (has("<|user|>") && has("<|end|>")) return chat_template_kind::phi3;
@@ -7191,7 +7296,7 @@ inline chat_template_choice choose_chat_template(const gguf::file& model) {
 struct chat_options {
   bool add_generation_prompt = true;  // end with the opening of an assistant turn
   bool add_bos = false;               // start with the family's BOS text (see the top of this file)
-  std::vector<json::value> tools = {};  // function specs the model may call (mistral_v3 formats)
+  std::vector<json::value> tools = {};  // function specs the model may call (mistral_v3 formats, qwen2_5)
 };
 
 namespace detail {
@@ -7207,7 +7312,8 @@ inline std::string_view bos_text(chat_template_kind kind) noexcept {
   switch (kind) {
     case chat_template_kind::llama3: return "<|begin_of_text|>";
     case chat_template_kind::gemma: return "<bos>";
-    case chat_template_kind::chatml: return "";  // ChatML models (Qwen2, SmolLM) use no BOS in their prompts
+    case chat_template_kind::chatml:
+    case chat_template_kind::qwen2_5: return "";  // ChatML models (Qwen2, SmolLM) use no BOS in their prompts
     default: return "<s>";
   }
 }
@@ -7238,6 +7344,85 @@ inline void apply_chatml(std::string& out, std::span<const chat_message> message
     out += '\n';
     out += m.content;
     out += "<|im_end|>\n";
+  }
+  if (generation_prompt) out += "<|im_start|>assistant\n";
+}
+
+// A tool spec's function object: the spec's "function", or the spec itself when it is the bare
+// function object.
+inline const json::value& tool_function(const json::value& spec, std::size_t index) {
+  const json::value* function = spec.is_object() ? spec.find("function") : nullptr;
+  const json::value& f = function ? *function : spec;
+  if (!f.is_object()) {
+    fail(errc::invalid_argument, "chat template: tool ", index, " is not a JSON object with the function's name, description and parameters");
+  }
+  return f;
+}
+
+// A tool call's arguments, parsed (they must be a JSON text).
+inline json::value tool_arguments(chat_template_kind kind, const chat_tool_call& call, std::size_t index) {
+  try {
+    return json::parse(call.arguments);
+  } catch (const error& e) {
+    fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", index, ", tool call '", call.name,
+         "': arguments are not valid JSON (", e.what(), ")");
+  }
+}
+
+inline void apply_qwen2_5(std::string& out, std::span<const chat_message> messages, std::span<const json::value> tools,
+                          bool generation_prompt) {
+  const bool system_first = !messages.empty() && messages[0].role == "system";
+  out += "<|im_start|>system\n";
+  out += system_first ? std::string_view(messages[0].content)
+                      : std::string_view("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+  if (!tools.empty()) {
+    out += "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+           "You are provided with function signatures within <tools></tools> XML tags:\n<tools>";
+    for (std::size_t t = 0; t < tools.size(); ++t) {
+      const json::value& function = tool_function(tools[t], t);
+      out += '\n';
+      if (&function == &tools[t]) {  // a bare function object: written as the spec that wraps it
+        out += "{\"type\": \"function\", \"function\": ";
+        out += json::dump_spaced(function);
+        out += '}';
+      } else {
+        out += json::dump_spaced(tools[t]);
+      }
+    }
+    out += "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+           "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+           "<args-json-object>}\n</tool_call>";
+  }
+  out += "<|im_end|>\n";
+  for (std::size_t i = system_first ? 1 : 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (m.role == "tool") {
+      if (i == 0 || messages[i - 1].role != "tool") out += "<|im_start|>user";
+      out += "\n<tool_response>\n";
+      out += m.content;
+      out += "\n</tool_response>";
+      if (i + 1 == messages.size() || messages[i + 1].role != "tool") out += "<|im_end|>\n";
+    } else if (!m.tool_calls.empty()) {
+      out += "<|im_start|>assistant";
+      if (!m.content.empty()) {
+        out += '\n';
+        out += m.content;
+      }
+      for (const auto& call : m.tool_calls) {
+        out += "\n<tool_call>\n{\"name\": \"";
+        out += call.name;
+        out += "\", \"arguments\": ";
+        out += json::dump_spaced(tool_arguments(chat_template_kind::qwen2_5, call, i));
+        out += "}\n</tool_call>";
+      }
+      out += "<|im_end|>\n";
+    } else {
+      out += "<|im_start|>";
+      out += m.role;
+      out += '\n';
+      out += m.content;
+      out += "<|im_end|>\n";
+    }
   }
   if (generation_prompt) out += "<|im_start|>assistant\n";
 }
@@ -7301,13 +7486,7 @@ inline void write_tool_calls(std::string& out, chat_template_kind kind, std::str
   for (std::size_t c = 0; c < m.tool_calls.size(); ++c) {
     const auto& call = m.tool_calls[c];
     check_call_id(kind, call.id, index);
-    json::value arguments;
-    try {
-      arguments = json::parse(call.arguments);
-    } catch (const error& e) {
-      fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", index, ", tool call '", call.name,
-           "': arguments are not valid JSON (", e.what(), ")");
-    }
+    const json::value arguments = tool_arguments(kind, call, index);
     if (c > 0) out += ", ";
     out += "{\"name\": ";
     json::write_string(out, call.name);
@@ -7327,11 +7506,7 @@ inline void write_available_tools(std::string& out, std::string_view gap, std::s
   out += gap;
   out += '[';
   for (std::size_t t = 0; t < tools.size(); ++t) {
-    const json::value* function = tools[t].is_object() ? tools[t].find("function") : nullptr;
-    const json::value& spec = function ? *function : tools[t];
-    if (!spec.is_object()) {
-      fail(errc::invalid_argument, "chat template: tool ", t, " is not a JSON object with the function's name, description and parameters");
-    }
+    const json::value& spec = tool_function(tools[t], t);
     if (t > 0) out += ", ";
     out += "{\"type\": \"function\", \"function\": {";
     bool first = true;
@@ -7482,17 +7657,18 @@ inline std::string apply_chat_template(chat_template_kind kind, std::span<const 
     fail(errc::invalid_argument, "chat template: no format chosen (kind unknown; valid: ", chat_template_names(), ")");
   }
   const bool any_role = kind == chat_template_kind::chatml || kind == chat_template_kind::llama3;
-  const bool takes_tools = kind == chat_template_kind::mistral_v3 || kind == chat_template_kind::mistral_v3_tekken;
+  const bool takes_tools = kind == chat_template_kind::mistral_v3 || kind == chat_template_kind::mistral_v3_tekken ||
+                           kind == chat_template_kind::qwen2_5;
   if (!takes_tools && !options.tools.empty()) {
     fail(errc::invalid_argument, "chat template ", to_string(kind),
-         ": tool specs given, but only mistral-v3 and mistral-v3-tekken write them here");
+         ": tool specs given, but only mistral-v3, mistral-v3-tekken and qwen2.5 write them here");
   }
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     if (m.role.empty()) detail::unsupported_role(kind, m, i);
     if (!m.tool_calls.empty() && (!takes_tools || m.role != "assistant")) {
       fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", i, " (role '", m.role,
-           "') has tool calls; only assistant messages of mistral-v3 and mistral-v3-tekken take them here");
+           "') has tool calls; only assistant messages of mistral-v3, mistral-v3-tekken and qwen2.5 take them here");
     }
     if (takes_tools && m.role == "tool") continue;
     if (!any_role) detail::check_role(kind, m, i);
@@ -7504,6 +7680,7 @@ inline std::string apply_chat_template(chat_template_kind kind, std::span<const 
   if (options.add_bos) out += detail::bos_text(kind);
   switch (kind) {
     case chat_template_kind::chatml: detail::apply_chatml(out, messages, options.add_generation_prompt); break;
+    case chat_template_kind::qwen2_5: detail::apply_qwen2_5(out, messages, options.tools, options.add_generation_prompt); break;
     case chat_template_kind::llama3: detail::apply_llama3(out, messages, options.add_generation_prompt); break;
     case chat_template_kind::llama2:
       detail::check_system_first(kind, messages);
@@ -8040,6 +8217,9 @@ struct options {
   std::vector<std::string> stop;  // stop strings (not included in the text)
   bool add_special = true;        // BOS as the vocabulary asks
   bool parse_special = false;     // special-token text in the prompt becomes the tokens
+  // chat(): function specs the model may call, written into the prompt by the formats that have
+  // tools (tokenizer/chat_template.hpp; the others refuse them).
+  std::vector<json::value> tools = {};
 };
 
 struct token_event {
@@ -8065,22 +8245,24 @@ struct result {
 
 struct session_config {
   std::uint32_t n_ctx = 0;      // 0: the model's training context, at most 4096
-  std::size_t threads = 0;      // 0: one per hardware thread (ignored with a shared pool)
+  std::size_t threads = 0;      // 0: one per physical core (ignored with a shared pool)
   thread_pool* pool = nullptr;  // share one pool between sessions on one machine
 };
 
 // One conversation state (a KV cache) over a shared model. Not thread-safe; use one session
-// per thread. A new prompt that extends the previous one reuses the cached prefix.
-class session {
+// per thread. A new prompt that extends the previous one reuses the cached prefix. The KV
+// cache stores fp16 (`session`) or float (`basic_session<float>`; see model.hpp).
+template <class KvElement = fp16>
+class basic_session {
  public:
-  explicit session(std::shared_ptr<const language_model> m, session_config config = {})
+  explicit basic_session(std::shared_ptr<const language_model> m, session_config config = {})
       : model_(std::move(m)),
         context_(model_->network(), {.n_ctx = config.n_ctx, .pool = config.pool, .threads = config.threads}) {
     cached_.reserve(context_.n_ctx());  // the token loop appends to it without reallocating
   }
 
   const language_model& model() const noexcept { return *model_; }
-  model::context& context() noexcept { return context_; }
+  model::basic_context<KvElement>& context() noexcept { return context_; }
 
   // The conversation format chat() uses: the model's (chat_format()) unless chosen here.
   tokenizer::chat_template_kind chat_format() const noexcept { return chat_format_; }
@@ -8096,7 +8278,7 @@ class session {
   result chat(std::span<const tokenizer::chat_message> messages, const options& opts, OnToken&& on_token = nullptr,
               std::stop_token stop = {}) {
     if (messages.empty()) fail(errc::invalid_argument, "generate: chat without messages");
-    const std::string prompt = tokenizer::apply_chat_template(chat_format_, messages, {.add_generation_prompt = true});
+    const std::string prompt = tokenizer::apply_chat_template(chat_format_, messages, {.add_generation_prompt = true, .tools = opts.tools});
     options chat_opts = opts;
     chat_opts.parse_special = true;
     return complete(prompt, chat_opts, std::forward<OnToken>(on_token), std::move(stop));
@@ -8197,10 +8379,12 @@ class session {
 
  private:
   std::shared_ptr<const language_model> model_;
-  model::context context_;
+  model::basic_context<KvElement> context_;
   std::vector<std::int32_t> cached_;  // the tokens whose keys/values sequence 0 holds
   tokenizer::chat_template_kind chat_format_ = model_->chat_format().kind;
 };
+
+using session = basic_session<fp16>;
 
 }  // namespace chorus::inline CHORUS_ABI::generate
 // ---- end chorus/generate/session.hpp ----

@@ -29,16 +29,7 @@ std::string apply(kind k, const std::vector<chat_message>& messages, bool genera
   return tokenizer::apply_chat_template(k, messages, {.add_generation_prompt = generation_prompt, .add_bos = bos});
 }
 
-template <class F>
-void expect_error(errc code, std::string_view fragment, F&& f) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing '" << fragment << "'";
-  } catch (const chorus::error& e) {
-    EXPECT_EQ(e.kind(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
-}
+using chorus_test::expect_error;
 
 TEST(ChatTemplate, ChatML) {
   const std::string body =
@@ -151,6 +142,13 @@ TEST(ChatTemplate, DetectsKnownTemplates) {
       {"{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
        "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
        kind::chatml},
+      // Qwen2.5-Instruct: ChatML with its default system line and Hermes-style tool tags.
+      {"{%- else %}{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+       "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"
+       "{%- endif %}{%- endif %}{%- for tool_call in message.tool_calls %}{{- '\\n<tool_call>\\n{\"name\": \"' }}",
+       kind::qwen2_5},
+      // Hermes-style tool tags without Qwen's default system line are plain ChatML here.
+      {"{{- '<|im_start|>' + message.role }}{{- '\\n<tool_call>\\n' }}{{- '<|im_end|>\\n' }}", kind::chatml},
       {"{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + "
        "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}",
        kind::llama3},
@@ -227,16 +225,18 @@ TEST(ChatTemplate, UnknownTemplatesFallBackWithAWarning) {
 }
 
 TEST(ChatTemplate, ChoiceByName) {
-  for (const auto k : {kind::chatml, kind::llama2, kind::llama3, kind::mistral_v1, kind::mistral_v3,
+  for (const auto k : {kind::chatml, kind::qwen2_5, kind::llama2, kind::llama3, kind::mistral_v1, kind::mistral_v3,
                        kind::mistral_v3_tekken, kind::mistral_v7, kind::phi3, kind::gemma}) {
     EXPECT_EQ(tokenizer::chat_template_from_name(tokenizer::to_string(k)), k);
   }
   EXPECT_EQ(tokenizer::chat_template_from_name("ChatML"), kind::chatml);
   EXPECT_EQ(tokenizer::chat_template_from_name("mistral_v3_tekken"), kind::mistral_v3_tekken);
   EXPECT_EQ(tokenizer::chat_template_from_name("qwen2"), kind::chatml);
+  EXPECT_EQ(tokenizer::chat_template_from_name("Qwen2.5"), kind::qwen2_5);
+  EXPECT_EQ(tokenizer::chat_template_from_name("qwen-2.5"), kind::qwen2_5);
   EXPECT_EQ(tokenizer::chat_template_from_name("gemma3"), kind::gemma);
   EXPECT_EQ(tokenizer::to_string(kind::unknown), "unknown");
-  expect_error(errc::invalid_argument, "unknown name 'vicuna' (valid: chatml, llama2, llama3, mistral-v1",
+  expect_error(errc::invalid_argument, "unknown name 'vicuna' (valid: chatml, qwen2.5, llama2, llama3, mistral-v1",
                [] { (void)tokenizer::chat_template_from_name("vicuna"); });
   expect_error(errc::invalid_argument, "''", [] { (void)tokenizer::chat_template_from_name(""); });
 }
@@ -328,6 +328,58 @@ TEST(ChatTemplate, ToolMistakesAreNamed) {
                [] { (void)tokenizer::apply_chat_template(kind::llama3, conversation, {.tools = weather_tool()}); });
   expect_error(errc::invalid_argument, "tool 0 is not a JSON object",
                [] { (void)tokenizer::apply_chat_template(kind::mistral_v3, conversation, {.tools = {json::value(3)}}); });
+}
+
+// What Qwen2.5-7B-Instruct's Jinja template (llama.cpp c392e50, models/templates/) renders under
+// jinja2 3.1 with trim_blocks and lstrip_blocks and transformers' tojson, as transformers runs it.
+TEST(ChatTemplate, QwenToolCallsAndResults) {
+  const std::string tools_block =
+      "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function "
+      "signatures within <tools></tools> XML tags:\n<tools>\n"
+      R"({"type": "function", "function": {"name": "get_weather", "description": "Current weather", "parameters": )"
+      R"({"type": "object", "properties": {"city": {"type": "string"}}}}})"
+      "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+      "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+      "<args-json-object>}\n</tool_call><|im_end|>\n";
+  const std::string turns =
+      "<|im_start|>user\nWhat's the weather in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n"
+      R"({"name": "get_weather", "arguments": {"city": "Paris", "units": ["c"]}})"
+      "\n</tool_call>\n<tool_call>\n"
+      R"({"name": "get_time", "arguments": {}})"
+      "\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n"
+      R"({"temp": 21})"
+      "\n</tool_response>\n<tool_response>\n\"12:00\"\n</tool_response><|im_end|>\n<|im_start|>assistant\nIt is 21 "
+      "degrees.<|im_end|>\n<|im_start|>user\nAnd tomorrow?<|im_end|>\n<|im_start|>assistant\n";
+  auto messages = tool_conversation();
+  EXPECT_EQ(tokenizer::apply_chat_template(kind::qwen2_5, messages, {.tools = weather_tool()}),
+            "<|im_start|>system\nS\n\n" + tools_block + turns);
+  // A bare function object is the same spec.
+  const auto bare = std::vector<json::value>{weather_tool()[0]["function"]};
+  EXPECT_EQ(tokenizer::apply_chat_template(kind::qwen2_5, messages, {.tools = bare}),
+            "<|im_start|>system\nS\n\n" + tools_block + turns);
+  // Without a system message the template's default one; an assistant's text before its calls.
+  messages.erase(messages.begin());
+  messages[1].content = "Let me check.";
+  std::string with_text = turns;
+  with_text.replace(with_text.find("<|im_start|>assistant\n<tool_call>"), 22, "<|im_start|>assistant\nLet me check.\n");
+  EXPECT_EQ(tokenizer::apply_chat_template(kind::qwen2_5, messages, {.tools = weather_tool()}),
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n" + tools_block + with_text);
+}
+
+TEST(ChatTemplate, QwenWithoutToolsIsChatMLWithItsDefaultSystemMessage) {
+  EXPECT_EQ(apply(kind::qwen2_5, {{"user", "Hi"}, {"assistant", "Hello"}, {"user", "Bye"}}),
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
+            "<|im_start|>assistant\n");
+  EXPECT_EQ(apply(kind::qwen2_5, {{"system", "S"}, {"user", "Hi"}, {"assistant", "A"}, {"system", "late"}, {"user", "V"}}),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n"
+            "<|im_start|>system\nlate<|im_end|>\n<|im_start|>user\nV<|im_end|>\n<|im_start|>assistant\n");
+  expect_error(errc::invalid_argument, "message 1 has role 'ipython'",
+               [] { (void)apply(kind::qwen2_5, {{"user", "x"}, {"ipython", "y"}}); });
+  auto messages = tool_conversation();
+  messages[2].tool_calls[0].arguments = "[1,";
+  expect_error(errc::invalid_argument, "chat template qwen2.5: message 2, tool call 'get_weather': arguments are not valid JSON",
+               [&] { (void)tokenizer::apply_chat_template(kind::qwen2_5, messages); });
 }
 
 TEST(Json, DumpSpacedWritesAsPythonDoes) {

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <fstream>
 #include <string>
+#include <thread>
+
+#include <sched.h>
 
 #include "test_support.hpp"
 
@@ -112,6 +115,34 @@ TEST(Bf16, RoundTripAndRounding) {
   EXPECT_EQ(chorus::float_to_bf16_bits(std::bit_cast<float>(0x3f808000u)), 0x3f80);  // tie to even
   EXPECT_EQ(chorus::float_to_bf16_bits(std::bit_cast<float>(0x3f818000u)), 0x3f82);
   EXPECT_TRUE(std::isnan(chorus::bf16_bits_to_float(chorus::float_to_bf16_bits(NAN))));
+}
+
+}  // namespace
+
+namespace {
+
+// The default thread count: one per physical core of the affinity mask, so a process pinned to
+// one CPU gets one thread and no more than the hardware threads ever.
+TEST(Cpu, PhysicalCoresFollowTheAffinityMask) {
+  const std::size_t all = chorus::physical_core_count();
+  EXPECT_GE(all, 1u);
+  EXPECT_LE(all, std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(chorus::thread_pool().size(), all);
+
+  cpu_set_t before;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  int first = -1;
+  for (int cpu = 0; cpu < CPU_SETSIZE && first < 0; ++cpu) {
+    if (CPU_ISSET(cpu, &before)) first = cpu;
+  }
+  ASSERT_GE(first, 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  const std::size_t pinned = chorus::physical_core_count();
+  ASSERT_EQ(sched_setaffinity(0, sizeof(before), &before), 0);
+  EXPECT_EQ(pinned, 1u);
 }
 
 }  // namespace

@@ -130,13 +130,15 @@ std::shared_ptr<const generate::language_model> stories() {
   return model;
 }
 
-TEST(Generate, GreedyReproducesTheReferenceContinuation) {
-  // golden/README: greedy decoding after "Hello" continues " was a big, red ball. ..."
+// golden/README: greedy decoding after "Hello" continues " was a big, red ball. ..."; with
+// either KV cache element type.
+template <class KvElement>
+void expect_reference_continuation() {
   std::ifstream in(chorus_test::golden_dir() / "logits/stories260K/p1-short.json");
   std::stringstream text;
   text << in.rdbuf();
   const auto golden = json::parse(text.str());
-  generate::session s(stories(), {.threads = 2});
+  generate::basic_session<KvElement> s(stories(), {.threads = 2});
   generate::options o;
   o.sampling.temperature = 0.0f;
   const auto& steps = golden["generation"]["steps"].as_array();
@@ -159,6 +161,9 @@ TEST(Generate, GreedyReproducesTheReferenceContinuation) {
   EXPECT_LT(r.mean_logprob(), 0.0);
   EXPECT_GT(r.time.generated_tokens, 0u);
 }
+
+TEST(Generate, GreedyReproducesTheReferenceContinuation) { expect_reference_continuation<fp16>(); }
+TEST(Generate, GreedyReproducesTheReferenceContinuationWithAFloatKvCache) { expect_reference_continuation<float>(); }
 
 TEST(Generate, SeedsAreReproducibleAndDiffer) {
   generate::session s(stories(), {.threads = 2});
@@ -210,6 +215,36 @@ TEST(Generate, ContextFullAndBadArguments) {
   EXPECT_THROW(s.complete(std::string(200, 'a'), o), chorus::error);
   o.max_tokens = -1;
   EXPECT_THROW(s.complete("Hello", o), chorus::error);
+}
+
+}  // namespace
+
+namespace {
+
+// chat() writes the conversation in the session's format (with opts.tools where the format has
+// tools), parses its special tokens, and refuses tools a format cannot write.
+TEST(Generate, ChatWritesTheConversationInTheSessionsFormat) {
+  using chorus::tokenizer::chat_message;
+  using kind = chorus::tokenizer::chat_template_kind;
+  chorus::generate::session s(stories(), {.threads = 2});
+  EXPECT_EQ(s.chat_format(), kind::chatml);  // stories260K names no template: the fallback
+  chorus::generate::options o;
+  o.sampling.temperature = 0.0f;
+  o.max_tokens = 4;
+  const std::vector<chat_message> conversation = {{"system", "Tell stories."}, {"user", "Once upon a time"}};
+  const auto expected_ids = [&](kind k, const chorus::tokenizer::chat_options& options) {
+    return stories()->tokens().encode(chorus::tokenizer::apply_chat_template(k, conversation, options), true, true);
+  };
+  const auto plain = s.chat(conversation, o);
+  EXPECT_EQ(plain.prompt_ids, expected_ids(kind::chatml, {}));
+
+  o.tools = {chorus::json::parse(R"({"type":"function","function":{"name":"roll","parameters":{}}})")};
+  chorus_test::expect_error(chorus::errc::invalid_argument, "chat template chatml: tool specs given",
+                            [&] { (void)s.chat(conversation, o); });
+  s.set_chat_format(kind::qwen2_5);
+  const auto with_tools = s.chat(conversation, o);
+  EXPECT_EQ(with_tools.prompt_ids, expected_ids(kind::qwen2_5, {.tools = o.tools}));
+  EXPECT_GT(with_tools.prompt_ids.size(), plain.prompt_ids.size() + 40);
 }
 
 }  // namespace

@@ -26,17 +26,7 @@ std::vector<std::filesystem::path> gguf_files_in(const std::filesystem::path& di
   return files;
 }
 
-// Runs `body`, expecting a chorus::error of `kind` whose message contains `fragment`.
-template <class Body>
-void expect_error(errc kind, const std::string& fragment, Body&& body) {
-  try {
-    body();
-    ADD_FAILURE() << "expected chorus::error containing '" << fragment << "'";
-  } catch (const chorus::error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
-}
+using chorus_test::expect_error;
 
 TEST(GgufRead, EveryShippedModelIsConsistent) {
   const auto models = gguf_files_in(chorus_test::models_dir());

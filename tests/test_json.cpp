@@ -49,16 +49,7 @@ void expect_parse_error(std::string_view text, std::string_view what, int line, 
   }
 }
 
-template <class F>
-void expect_error(errc code, std::string_view fragment, F&& f) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing '" << fragment << "'";
-  } catch (const chorus::error& e) {
-    EXPECT_EQ(e.kind(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
-}
+using chorus_test::expect_error;
 
 constexpr std::string_view sample_document = R"({
   "schema": "chorus-test/1",

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <unistd.h>
@@ -101,16 +102,16 @@ std::vector<golden_case> golden_cases() {
   return cases;
 }
 
-class GoldenLogits : public ::testing::TestWithParam<golden_case> {};
-
-TEST_P(GoldenLogits, PromptAndTeacherForcedGenerationMatchTheReference) {
-  const auto& c = GetParam();
+// The prompt's logits at every position, then teacher-forced generation, against the golden
+// file, with a KV cache of KvElement.
+template <class KvElement>
+void expect_golden_logits(const golden_case& c) {
   const auto golden = read_json(c.file);
   const model::model m(model_file_of(c.model));
   const std::size_t n_vocab = m.params().n_vocab;
   ASSERT_EQ(static_cast<std::int64_t>(n_vocab), golden["n_vocab"].as_int());
   const auto prompt = ids_of(golden["tokens"]);
-  model::context ctx(m, {.n_ctx = 1024, .threads = 2});
+  model::basic_context<KvElement> ctx(m, {.n_ctx = 1024, .threads = 2});
   const auto logits = ctx.decode(prompt, 0, true);
   const double tolerance = tolerance_for(c.model);
 
@@ -146,19 +147,38 @@ TEST_P(GoldenLogits, PromptAndTeacherForcedGenerationMatchTheReference) {
     const auto next = ctx.decode(std::span(&token, 1));
     last.assign(next.begin(), next.end());
   }
-  RecordProperty("max_prompt_error", std::to_string(max_error));
-  RecordProperty("max_generation_error", std::to_string(max_generation_error));
-  std::printf("[ accuracy ] %s %s: max |dlogit| prompt %.4f, generation %.4f (tolerance %.2f)\n", c.model.c_str(),
-              c.file.filename().string().c_str(), max_error, max_generation_error, tolerance);
+  ::testing::Test::RecordProperty("max_prompt_error", std::to_string(max_error));
+  ::testing::Test::RecordProperty("max_generation_error", std::to_string(max_generation_error));
+  std::printf("[ accuracy ] %s %s, %s KV cache: max |dlogit| prompt %.4f, generation %.4f (tolerance %.2f)\n", c.model.c_str(),
+              c.file.filename().string().c_str(), std::is_same_v<KvElement, float> ? "f32" : "f16", max_error,
+              max_generation_error, tolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllModels, GoldenLogits, ::testing::ValuesIn(golden_cases()), [](const auto& info) {
+class GoldenLogits : public ::testing::TestWithParam<golden_case> {};
+
+TEST_P(GoldenLogits, PromptAndTeacherForcedGenerationMatchTheReference) { expect_golden_logits<fp16>(GetParam()); }
+
+// A float KV cache rounds nothing the reference rounds to fp16, and stays within the same
+// tolerances (which the 8-bit activations dominate). The short prompt of each model.
+class GoldenLogitsFloatKv : public ::testing::TestWithParam<golden_case> {};
+
+TEST_P(GoldenLogitsFloatKv, MatchTheReferenceWithAFloatKvCache) { expect_golden_logits<float>(GetParam()); }
+
+std::vector<golden_case> short_golden_cases() {
+  auto cases = golden_cases();
+  std::erase_if(cases, [](const golden_case& c) { return !c.file.filename().string().starts_with("p1"); });
+  return cases;
+}
+
+std::string golden_case_name(const ::testing::TestParamInfo<golden_case>& info) {
   std::string name = info.param.model + "_" + info.param.file.stem().string();
   for (auto& ch : name) {
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
   }
   return name;
-});
+}
+INSTANTIATE_TEST_SUITE_P(AllModels, GoldenLogits, ::testing::ValuesIn(golden_cases()), golden_case_name);
+INSTANTIATE_TEST_SUITE_P(AllModels, GoldenLogitsFloatKv, ::testing::ValuesIn(short_golden_cases()), golden_case_name);
 
 TEST(ModelContext, PrefillThenDecodeEqualsOneBatch) {
   const model::model m(chorus_test::model_path("stories260K.gguf"));

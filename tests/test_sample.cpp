@@ -41,16 +41,7 @@ sample::sampling_params plain(float temperature, std::uint64_t seed = 1) {
   return p;
 }
 
-template <class F>
-void expect_error(errc code, std::string_view fragment, F&& f) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing '" << fragment << "'";
-  } catch (const chorus::error& e) {
-    EXPECT_EQ(e.kind(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
-}
+using chorus_test::expect_error;
 
 TEST(Sample, TemperatureScalesLogits) {
   auto items = from_logits({1.0f, -2.0f, 4.0f});

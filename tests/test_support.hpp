@@ -1,8 +1,13 @@
-// Shared helpers for the chorus tests: where the models and goldens live.
+// Shared helpers for the chorus tests: where the models and goldens live, error expectations.
 #pragma once
+
+#include <gtest/gtest.h>
+
+#include <chorus/chorus.hpp>
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace chorus_test {
 
@@ -18,6 +23,18 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+// Runs `body`, expecting a chorus::error of `kind` whose message contains `fragment`.
+template <class Body>
+void expect_error(chorus::errc kind, std::string_view fragment, Body&& body) {
+  try {
+    body();
+    ADD_FAILURE() << "no error; expected one containing '" << fragment << "'";
+  } catch (const chorus::error& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace chorus_test

@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <iostream>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "command.hpp"
+#include "common.hpp"
 
 namespace {
 
@@ -26,6 +28,8 @@ int run(std::span<const std::string_view> args) {
   const auto threads = a.number<std::size_t>("threads", 0);
   const auto parallel = a.number<std::size_t>("parallel", 1);
   const bool json = a.flag("json");
+  return chorus_cli::with_kv_type(a, [&](auto kv_element) {
+  using context = chorus::model::basic_context<decltype(kv_element)>;
   a.reject_unknown();
   if (repeats == 0) throw chorus_cli::usage_error("-r must be at least 1");
   if (parallel == 0 || parallel > 64) throw chorus_cli::usage_error("--parallel must be between 1 and 64");
@@ -34,7 +38,7 @@ int run(std::span<const std::string_view> args) {
   const chorus::model::model model(model_path);
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   const auto& h = model.params();
-  chorus::model::context ctx(model, {.n_ctx = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, n_gen) + 1),
+  context ctx(model, {.n_ctx = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, n_gen) + 1),
                                      .n_batch = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, parallel)),
                                      .n_seq = static_cast<std::uint32_t>(parallel),
                                      .threads = threads});
@@ -55,7 +59,7 @@ int run(std::span<const std::string_view> args) {
     if (n_gen > 0 && parallel > 1) {
       // --parallel N: N sequences, one token each per step, in one decode_batch (weights read once)
       for (std::size_t s = 0; s < parallel; ++s) ctx.reset(s);
-      std::vector<chorus::model::context::batch_token> batch(parallel);
+      std::vector<typename context::batch_token> batch(parallel);
       for (std::size_t s = 0; s < parallel; ++s) batch[s] = {static_cast<std::int32_t>((1 + s) % h.n_vocab), s};
       const auto t0 = std::chrono::steady_clock::now();
       for (std::size_t i = 0; i < n_gen; ++i) {
@@ -93,6 +97,7 @@ int run(std::span<const std::string_view> args) {
     out.set("generation_tokens_per_second", tg_median);
     out.set("repeats", static_cast<std::int64_t>(repeats));
     out.set("parallel_sequences", static_cast<std::int64_t>(parallel));
+    out.set("kv_type", std::is_same_v<decltype(kv_element), float> ? "f32" : "f16");
     std::cout << chorus::json::dump(out) << "\n";
   } else {
     std::printf("| model | size | threads | test | tokens/s (median of %zu) |\n|---|---:|---:|---|---:|\n", repeats);
@@ -104,10 +109,11 @@ int run(std::span<const std::string_view> args) {
     }
   }
   return 0;
+  });
 }
 
 const chorus_cli::registration bench_command{
     "bench", "measure prompt processing and generation speed",
-    "--model M.gguf [-p 512] [-n 128] [-r 5] [--threads N] [--parallel SEQUENCES] [--json]", &run};
+    "--model M.gguf [-p 512] [-n 128] [-r 5] [--threads N] [--parallel SEQUENCES] [--kv f16|f32] [--json]", &run};
 
 }  // namespace

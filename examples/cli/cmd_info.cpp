@@ -53,8 +53,12 @@ std::string scalar_text(const chorus::gguf::file& file, std::string_view key, va
 
 std::string array_text(const chorus::gguf::file& file, const chorus::gguf::metadata_entry& entry) {
   constexpr std::size_t shown = 6;
-  std::string head = "[" + std::string(chorus::gguf::value_type_name(entry.element_type)) + " x " +
-                     std::to_string(entry.count) + "]";
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) about "[" + std::string(...).
+  std::string head = "[";
+  head += chorus::gguf::value_type_name(entry.element_type);
+  head += " x ";
+  head += std::to_string(entry.count);
+  head += ']';
   switch (entry.element_type) {
     case value_type::string: {
       const auto values = file.get_array<std::string_view>(entry.key);

@@ -34,7 +34,8 @@ void print_json(const chorus::generate::result& result) {
 
 // --chat: one user turn per line of standard input (or the single --prompt), answered in the
 // model's chat format, the conversation kept (and its KV cache reused) from turn to turn.
-int chat(chorus::generate::session& session, const chorus::generate::options& opts, const std::optional<std::string>& system,
+template <class Session>
+int chat(Session& session, const chorus::generate::options& opts, const std::optional<std::string>& system,
          const std::optional<std::string>& single_prompt, bool json) {
   std::vector<chorus::tokenizer::chat_message> conversation;
   if (system) conversation.push_back({"system", *system});
@@ -82,6 +83,7 @@ int run(std::span<const std::string_view> args) {
   const auto threads = a.number<std::size_t>("threads", 0);
   const auto n_ctx = a.number<std::uint32_t>("ctx", 0);
   const bool json = a.flag("json");
+  return chorus_cli::with_kv_type(a, [&](auto kv_element) {
   a.reject_unknown();
   if (!chat_mode && !prompt) throw chorus_cli::usage_error("give --prompt P, or --chat");
   if (!chat_mode && (system || format)) throw chorus_cli::usage_error("--system and --chat-template need --chat");
@@ -89,7 +91,7 @@ int run(std::span<const std::string_view> args) {
 
   const auto model = chorus::generate::language_model::load(model_path);
   chorus_cli::warn_about(model->tokens().vocabulary(), model_path);
-  chorus::generate::session session(model, {.n_ctx = n_ctx, .threads = threads});
+  chorus::generate::basic_session<decltype(kv_element)> session(model, {.n_ctx = n_ctx, .threads = threads});
   if (chat_mode) {
     if (format_kind) session.set_chat_format(*format_kind);
     return chat(session, opts, system, prompt, json);
@@ -104,13 +106,14 @@ int run(std::span<const std::string_view> args) {
     print_timings(*model, result);
   }
   return 0;
+  });
 }
 
 const chorus_cli::registration run_command{
     "run", "generate text from a prompt, or chat (one turn per input line), streaming it",
     "--model M.gguf (--prompt P | --chat [--prompt P] [--system S] [--chat-template NAME]) [-n N] [--temp T] "
     "[--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop STR]... [--special] [--ctx N] "
-    "[--threads N] [--json]",
+    "[--threads N] [--kv f16|f32] [--json]",
     &run};
 
 }  // namespace

@@ -31,4 +31,14 @@ inline chorus::sample::sampling_params sampling_from(const arguments& a) {
   return p;
 }
 
+// --kv f16|f32: the element type of the KV cache (a compile-time type in the library), passed
+// to `body` as a value of that type, e.g. with_kv_type(a, [&](auto element) { ... decltype(element) ... }).
+template <class Body>
+decltype(auto) with_kv_type(const arguments& a, Body&& body) {
+  const auto kv = a.get("kv").value_or("f16");
+  if (kv == "f16") return body(chorus::fp16{});
+  if (kv == "f32") return body(float{});
+  throw usage_error("--kv expects f16 or f32, got '" + kv + "'");
+}
+
 }  // namespace chorus_cli

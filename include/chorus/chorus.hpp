@@ -27,6 +27,7 @@
 #include "chorus/simd/dot.hpp"
 #include "chorus/simd/gemv.hpp"
 #include "chorus/core/json.hpp"
+#include "chorus/core/cpu.hpp"
 #include "chorus/core/thread_pool.hpp"
 
 // model/

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "chorus/config.hpp"
+#include "chorus/core/cpu.hpp"
 #include "chorus/core/error.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -27,9 +28,9 @@ namespace chorus::inline CHORUS_ABI {
 class thread_pool {
  public:
   // `threads` counts the calling thread: thread_pool(2) starts one worker. 0 = one per
-  // hardware thread.
+  // physical core this process may run on (core/cpu.hpp).
   explicit thread_pool(std::size_t threads = 0) {
-    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    if (threads == 0) threads = physical_core_count();
     if (threads > 1024) fail(errc::invalid_argument, "thread_pool: ", threads, " threads requested (at most 1024)");
     size_ = threads;
     workers_.reserve(threads - 1);

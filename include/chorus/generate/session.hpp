@@ -15,6 +15,7 @@
 
 #include "chorus/config.hpp"
 #include "chorus/core/error.hpp"
+#include "chorus/core/json.hpp"
 #include "chorus/core/thread_pool.hpp"
 #include "chorus/generate/stop_strings.hpp"
 #include "chorus/model/model.hpp"
@@ -87,6 +88,9 @@ struct options {
   std::vector<std::string> stop;  // stop strings (not included in the text)
   bool add_special = true;        // BOS as the vocabulary asks
   bool parse_special = false;     // special-token text in the prompt becomes the tokens
+  // chat(): function specs the model may call, written into the prompt by the formats that have
+  // tools (tokenizer/chat_template.hpp; the others refuse them).
+  std::vector<json::value> tools = {};
 };
 
 struct token_event {
@@ -112,22 +116,24 @@ struct result {
 
 struct session_config {
   std::uint32_t n_ctx = 0;      // 0: the model's training context, at most 4096
-  std::size_t threads = 0;      // 0: one per hardware thread (ignored with a shared pool)
+  std::size_t threads = 0;      // 0: one per physical core (ignored with a shared pool)
   thread_pool* pool = nullptr;  // share one pool between sessions on one machine
 };
 
 // One conversation state (a KV cache) over a shared model. Not thread-safe; use one session
-// per thread. A new prompt that extends the previous one reuses the cached prefix.
-class session {
+// per thread. A new prompt that extends the previous one reuses the cached prefix. The KV
+// cache stores fp16 (`session`) or float (`basic_session<float>`; see model.hpp).
+template <class KvElement = fp16>
+class basic_session {
  public:
-  explicit session(std::shared_ptr<const language_model> m, session_config config = {})
+  explicit basic_session(std::shared_ptr<const language_model> m, session_config config = {})
       : model_(std::move(m)),
         context_(model_->network(), {.n_ctx = config.n_ctx, .pool = config.pool, .threads = config.threads}) {
     cached_.reserve(context_.n_ctx());  // the token loop appends to it without reallocating
   }
 
   const language_model& model() const noexcept { return *model_; }
-  model::context& context() noexcept { return context_; }
+  model::basic_context<KvElement>& context() noexcept { return context_; }
 
   // The conversation format chat() uses: the model's (chat_format()) unless chosen here.
   tokenizer::chat_template_kind chat_format() const noexcept { return chat_format_; }
@@ -143,7 +149,7 @@ class session {
   result chat(std::span<const tokenizer::chat_message> messages, const options& opts, OnToken&& on_token = nullptr,
               std::stop_token stop = {}) {
     if (messages.empty()) fail(errc::invalid_argument, "generate: chat without messages");
-    const std::string prompt = tokenizer::apply_chat_template(chat_format_, messages, {.add_generation_prompt = true});
+    const std::string prompt = tokenizer::apply_chat_template(chat_format_, messages, {.add_generation_prompt = true, .tools = opts.tools});
     options chat_opts = opts;
     chat_opts.parse_special = true;
     return complete(prompt, chat_opts, std::forward<OnToken>(on_token), std::move(stop));
@@ -244,9 +250,11 @@ class session {
 
  private:
   std::shared_ptr<const language_model> model_;
-  model::context context_;
+  model::basic_context<KvElement> context_;
   std::vector<std::int32_t> cached_;  // the tokens whose keys/values sequence 0 holds
   tokenizer::chat_template_kind chat_format_ = model_->chat_format().kind;
 };
+
+using session = basic_session<fp16>;
 
 }  // namespace chorus::inline CHORUS_ABI::generate

@@ -4,6 +4,11 @@
 // The model is immutable and can be shared by any number of contexts (fusion members that
 // are the same model with other seeds share one copy of the weights). A context is not
 // thread-safe; its compute is spread over a thread_pool.
+//
+// The KV cache's element type is a compile-time choice: `context` stores fp16 keys and values
+// (half the memory, what the reference stores, so logits match it most closely);
+// `basic_context<float>` stores float (twice the memory, no rounding of K, V, Q or the
+// attention weights).
 #pragma once
 
 #include <algorithm>
@@ -13,6 +18,7 @@
 #include <filesystem>
 #include <memory>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "chorus/config.hpp"
@@ -59,16 +65,21 @@ struct context_options {
   std::uint32_t n_batch = 512; // tokens per forward step (longer prompts are split)
   std::uint32_t n_seq = 1;     // independent sequences (each with its own positions)
   thread_pool* pool = nullptr; // shared pool; nullptr = a pool of its own with `threads` threads
-  std::size_t threads = 0;     // 0 = one per hardware thread
+  std::size_t threads = 0;     // 0 = one per physical core
   std::size_t kv_pages = 0;    // KV cache pages of 32 positions; 0 = n_seq full contexts (sequences
                                // that share a prompt prefix need fewer: see kv_cache.hpp)
 };
 
-class context {
+template <class KvElement = fp16>
+class basic_context {
+  static_assert(std::is_same_v<KvElement, fp16> || std::is_same_v<KvElement, float>,
+                "the KV cache stores fp16 or float");
+
  public:
+  using kv_element = KvElement;
   static constexpr std::size_t max_head_dim = 512;
 
-  explicit context(const model& m, context_options options = {}) : model_(&m), options_(options) {
+  explicit basic_context(const model& m, context_options options = {}) : model_(&m), options_(options) {
     const auto& h = m.params();
     if (options_.n_ctx == 0) options_.n_ctx = std::min<std::uint32_t>(h.n_ctx_train, 4096);
     if (options_.n_batch == 0) fail(errc::invalid_argument, "context: n_batch must be positive");
@@ -81,7 +92,7 @@ class context {
       options_.pool = own_pool_.get();
     }
     pool_ = options_.pool;
-    cache_ = kv_cache<fp16>(h.n_layer, options_.n_ctx, h.n_embd_kv(), options_.n_seq, options_.kv_pages);
+    cache_ = kv_cache<KvElement>(h.n_layer, options_.n_ctx, h.n_embd_kv(), options_.n_seq, options_.kv_pages);
     const std::size_t b = options_.n_batch;
     x_.resize(b * h.n_embd);
     xn_.resize(b * h.n_embd);
@@ -113,7 +124,7 @@ class context {
   // shared by several candidates), sharing the cached keys/values copy-on-write.
   void copy_prefix(std::size_t src, std::size_t dst, std::size_t n) { cache_.copy_prefix(src, dst, n); }
   thread_pool& pool() noexcept { return *pool_; }
-  const kv_cache<fp16>& cache() const noexcept { return cache_; }
+  const kv_cache<KvElement>& cache() const noexcept { return cache_; }
 
   // Runs `tokens` through the model at the end of sequence `seq`. Returns the logits of the
   // last token (n_vocab values), or of every token (tokens.size() * n_vocab) when all_logits.
@@ -255,8 +266,8 @@ class context {
           simd::rope(q_.data() + t * d, h.n_head, hd, h.n_rot, cos, sin);
           simd::rope(k_.data() + t * dkv, h.n_head_kv, hd, h.n_rot, cos, sin);
         }
-        simd::float_to_fp16(k_.data() + t * dkv, cache_.key(token_seq_[t], il, token_pos_[t]), dkv);
-        simd::float_to_fp16(v_.data() + t * dkv, cache_.value(token_seq_[t], il, token_pos_[t]), dkv);
+        store_kv(k_.data() + t * dkv, cache_.key(token_seq_[t], il, token_pos_[t]), dkv);
+        store_kv(v_.data() + t * dkv, cache_.value(token_seq_[t], il, token_pos_[t]), dkv);
       }
       attention(il, n);
       matmul(l.wo, attn_.data(), n, xn_.data());
@@ -279,8 +290,32 @@ class context {
     }
   }
 
-  // Causal attention of the n new tokens over the cache, one task per (token, head). Q and the
-  // attention weights are rounded to fp16 like the K/V they meet, as the reference does.
+  static void store_kv(const float* in, KvElement* out, std::size_t n) noexcept {
+    if constexpr (std::is_same_v<KvElement, fp16>) {
+      simd::float_to_fp16(in, out, n);
+    } else {
+      std::copy(in, in + n, out);
+    }
+  }
+  static void load_kv(const KvElement* in, float* out, std::size_t n) noexcept {
+    if constexpr (std::is_same_v<KvElement, fp16>) {
+      simd::fp16_to_float(in, out, n);
+    } else {
+      std::copy(in, in + n, out);
+    }
+  }
+  // What a value meets on its way into an fp16 cache's products, nothing for a float cache.
+  static float kv_rounded(float x) noexcept {
+    if constexpr (std::is_same_v<KvElement, fp16>) {
+      return fp16(x).to_float();
+    } else {
+      return x;
+    }
+  }
+
+  // Causal attention of the n new tokens over the cache, one task per (token, head). With an
+  // fp16 cache, Q and the attention weights are rounded to fp16 like the K/V they meet, as the
+  // reference does.
   void attention(std::size_t layer, std::size_t n) {
     const auto& h = model_->params();
     const std::size_t hd = h.head_dim, group = h.n_group();
@@ -294,9 +329,9 @@ class context {
       alignas(64) float q[max_head_dim];
       alignas(64) float row[max_head_dim];
       const float* q_src = q_.data() + t * h.n_embd + head * hd;
-      for (std::size_t i = 0; i < hd; ++i) q[i] = fp16(q_src[i]).to_float();
+      for (std::size_t i = 0; i < hd; ++i) q[i] = kv_rounded(q_src[i]);
       for (std::size_t j = first; j <= pos; ++j) {
-        simd::fp16_to_float(cache_.key(seq, layer, j) + kv_head * hd, row, hd);
+        load_kv(cache_.key(seq, layer, j) + kv_head * hd, row, hd);
         scores[j - first] = simd::dot<>(q, row, hd) * scale;
       }
       const std::size_t count = pos + 1 - first;
@@ -304,8 +339,8 @@ class context {
       float* out = attn_.data() + t * h.n_embd + head * hd;
       std::fill(out, out + hd, 0.0f);
       for (std::size_t j = 0; j < count; ++j) {
-        simd::fp16_to_float(cache_.value(seq, layer, first + j) + kv_head * hd, row, hd);
-        simd::axpy<>(out, fp16(scores[j]).to_float(), row, hd);
+        load_kv(cache_.value(seq, layer, first + j) + kv_head * hd, row, hd);
+        simd::axpy<>(out, kv_rounded(scores[j]), row, hd);
       }
     });
   }
@@ -314,7 +349,7 @@ class context {
   context_options options_;
   std::unique_ptr<thread_pool> own_pool_;
   thread_pool* pool_ = nullptr;
-  kv_cache<fp16> cache_;
+  kv_cache<KvElement> cache_;
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, scores_, rope_cos_, rope_sin_, logits_;
   std::vector<std::size_t> token_seq_, token_pos_;  // sequence and position of each token of a step
   std::vector<std::int32_t> batch_tokens_;
@@ -322,5 +357,8 @@ class context {
   double rope_mscale_ = 1.0;
   std::vector<std::uint64_t> activations_;  // quantized activations, 8-byte aligned
 };
+
+// The context most callers want: fp16 keys and values.
+using context = basic_context<fp16>;
 
 }  // namespace chorus::inline CHORUS_ABI::model

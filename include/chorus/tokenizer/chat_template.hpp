@@ -19,6 +19,9 @@
 //   chatml            <|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n
 //                     <|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nV<|im_end|>\n<|im_start|>assistant\n
 //                     (Qwen2, SmolLM, Hermes, ...; no default system message is inserted)
+//   qwen2_5           ChatML as Qwen2.5-Instruct's template writes it: without a system message it
+//                     inserts "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a
+//                     helpful assistant.<|im_end|>\n"; tools as below
 //   llama2            [INST] <<SYS>>\nS\n<</SYS>>\n\nU [/INST] A </s><s>[INST] V [/INST]
 //                     (contents stripped of surrounding whitespace, as the Llama-2-chat template does)
 //   llama3            <|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>...<|start_header_id|>assistant<|end_header_id|>\n\n
@@ -51,8 +54,19 @@
 //   an assistant message with tool_calls:  [TOOL_CALLS] [{"name": "f", "arguments": {...}, "id": "abc123XYZ"}]</s>
 //   a message of role "tool":              [TOOL_RESULTS] {"content": C, "call_id": "abc123XYZ"}[/TOOL_RESULTS]
 // JSON is written as Python's json.dumps writes it (", " and ": "), the tool result's content as
-// given. Call ids must be 9 letters or digits (the templates refuse others). The other families
-// reject tools and tool_calls (errc::invalid_argument) rather than drop them silently.
+// given. Call ids must be 9 letters or digits (the templates refuse others).
+//
+// Tools in qwen2_5 (Qwen2.5-Instruct's template; Hermes-style XML tags):
+//   the specs go into the system message, after its text and a blank line:
+//       # Tools\n\nYou may call one or more functions ... <tools>\n{spec}\n{spec}\n</tools>\n\nFor each
+//       function call, return a json object ... </tool_call>
+//   an assistant message with tool_calls:  <|im_start|>assistant[\ncontent]\n<tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>...<|im_end|>\n
+//   consecutive messages of role "tool":   <|im_start|>user\n<tool_response>\nC\n</tool_response>...<|im_end|>\n
+// Call ids are not written (the format has none).
+//
+// Specs are OpenAI style {"type":"function","function":{...}}; a bare function object is taken as
+// its "function". The other families reject tools and tool_calls (errc::invalid_argument)
+// rather than drop them silently.
 #pragma once
 
 #include <array>
@@ -86,6 +100,7 @@ struct chat_message {
 
 enum class chat_template_kind {
   chatml,
+  qwen2_5,
   llama2,
   llama3,
   mistral_v1,
@@ -104,8 +119,9 @@ struct chat_template_name {
   chat_template_kind kind;
   std::string_view name;
 };
-inline constexpr std::array<chat_template_name, 9> chat_template_names{{
+inline constexpr std::array<chat_template_name, 10> chat_template_names{{
     {chat_template_kind::chatml, "chatml"},
+    {chat_template_kind::qwen2_5, "qwen2.5"},
     {chat_template_kind::llama2, "llama2"},
     {chat_template_kind::llama3, "llama3"},
     {chat_template_kind::mistral_v1, "mistral-v1"},
@@ -136,7 +152,7 @@ inline std::string chat_template_names() {
 }
 
 // Explicit choice by name. Accepts the names above, case-insensitively, with '_' for '-', and a
-// few aliases used by other tools ("qwen2", "smollm" -> chatml; "mistral" -> mistral-v1,
+// few aliases used by other tools ("qwen2", "smollm" -> chatml; "qwen-2.5", "qwen25" -> qwen2.5; "mistral" -> mistral-v1,
 // "mistral-v7-tekken" -> mistral-v7, "phi-3" -> phi3, "gemma2"/"gemma3" -> gemma, "llama-2", "llama-3").
 // An unknown name is errc::invalid_argument listing the valid ones.
 inline chat_template_kind chat_template_from_name(std::string_view name) {
@@ -154,6 +170,7 @@ inline chat_template_kind chat_template_from_name(std::string_view name) {
   };
   static constexpr alias aliases[] = {
       {"qwen2", chat_template_kind::chatml},          {"smollm", chat_template_kind::chatml},
+      {"qwen-2.5", chat_template_kind::qwen2_5},      {"qwen25", chat_template_kind::qwen2_5},
       {"llama-2", chat_template_kind::llama2},        {"llama-3", chat_template_kind::llama3},
       {"mistral", chat_template_kind::mistral_v1},    {"mistral-v7-tekken", chat_template_kind::mistral_v7},
       {"phi-3", chat_template_kind::phi3},            {"gemma2", chat_template_kind::gemma},
@@ -170,7 +187,10 @@ inline chat_template_kind chat_template_from_name(std::string_view name) {
 inline chat_template_kind detect_chat_template(std::string_view jinja) noexcept {
   const auto has = [jinja](std::string_view marker) { return jinja.find(marker) != std::string_view::npos; };
   if (jinja.empty()) return chat_template_kind::unknown;
-  if (has("<|im_start|>")) return chat_template_kind::chatml;
+  if (has("<|im_start|>")) {
+    const bool qwen2_5 = has("You are Qwen, created by Alibaba Cloud") && has("<tool_call>");
+    return qwen2_5 ? chat_template_kind::qwen2_5 : chat_template_kind::chatml;
+  }
   if (has("<|start_header_id|>")) return chat_template_kind::llama3;
   if (has("<start_of_turn>")) return chat_template_kind::gemma;
   if (has("<|user|>") && has("<|end|>")) return chat_template_kind::phi3;
@@ -217,7 +237,7 @@ inline chat_template_choice choose_chat_template(const gguf::file& model) {
 struct chat_options {
   bool add_generation_prompt = true;  // end with the opening of an assistant turn
   bool add_bos = false;               // start with the family's BOS text (see the top of this file)
-  std::vector<json::value> tools = {};  // function specs the model may call (mistral_v3 formats)
+  std::vector<json::value> tools = {};  // function specs the model may call (mistral_v3 formats, qwen2_5)
 };
 
 namespace detail {
@@ -233,7 +253,8 @@ inline std::string_view bos_text(chat_template_kind kind) noexcept {
   switch (kind) {
     case chat_template_kind::llama3: return "<|begin_of_text|>";
     case chat_template_kind::gemma: return "<bos>";
-    case chat_template_kind::chatml: return "";  // ChatML models (Qwen2, SmolLM) use no BOS in their prompts
+    case chat_template_kind::chatml:
+    case chat_template_kind::qwen2_5: return "";  // ChatML models (Qwen2, SmolLM) use no BOS in their prompts
     default: return "<s>";
   }
 }
@@ -264,6 +285,85 @@ inline void apply_chatml(std::string& out, std::span<const chat_message> message
     out += '\n';
     out += m.content;
     out += "<|im_end|>\n";
+  }
+  if (generation_prompt) out += "<|im_start|>assistant\n";
+}
+
+// A tool spec's function object: the spec's "function", or the spec itself when it is the bare
+// function object.
+inline const json::value& tool_function(const json::value& spec, std::size_t index) {
+  const json::value* function = spec.is_object() ? spec.find("function") : nullptr;
+  const json::value& f = function ? *function : spec;
+  if (!f.is_object()) {
+    fail(errc::invalid_argument, "chat template: tool ", index, " is not a JSON object with the function's name, description and parameters");
+  }
+  return f;
+}
+
+// A tool call's arguments, parsed (they must be a JSON text).
+inline json::value tool_arguments(chat_template_kind kind, const chat_tool_call& call, std::size_t index) {
+  try {
+    return json::parse(call.arguments);
+  } catch (const error& e) {
+    fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", index, ", tool call '", call.name,
+         "': arguments are not valid JSON (", e.what(), ")");
+  }
+}
+
+inline void apply_qwen2_5(std::string& out, std::span<const chat_message> messages, std::span<const json::value> tools,
+                          bool generation_prompt) {
+  const bool system_first = !messages.empty() && messages[0].role == "system";
+  out += "<|im_start|>system\n";
+  out += system_first ? std::string_view(messages[0].content)
+                      : std::string_view("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+  if (!tools.empty()) {
+    out += "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+           "You are provided with function signatures within <tools></tools> XML tags:\n<tools>";
+    for (std::size_t t = 0; t < tools.size(); ++t) {
+      const json::value& function = tool_function(tools[t], t);
+      out += '\n';
+      if (&function == &tools[t]) {  // a bare function object: written as the spec that wraps it
+        out += "{\"type\": \"function\", \"function\": ";
+        out += json::dump_spaced(function);
+        out += '}';
+      } else {
+        out += json::dump_spaced(tools[t]);
+      }
+    }
+    out += "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+           "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+           "<args-json-object>}\n</tool_call>";
+  }
+  out += "<|im_end|>\n";
+  for (std::size_t i = system_first ? 1 : 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (m.role == "tool") {
+      if (i == 0 || messages[i - 1].role != "tool") out += "<|im_start|>user";
+      out += "\n<tool_response>\n";
+      out += m.content;
+      out += "\n</tool_response>";
+      if (i + 1 == messages.size() || messages[i + 1].role != "tool") out += "<|im_end|>\n";
+    } else if (!m.tool_calls.empty()) {
+      out += "<|im_start|>assistant";
+      if (!m.content.empty()) {
+        out += '\n';
+        out += m.content;
+      }
+      for (const auto& call : m.tool_calls) {
+        out += "\n<tool_call>\n{\"name\": \"";
+        out += call.name;
+        out += "\", \"arguments\": ";
+        out += json::dump_spaced(tool_arguments(chat_template_kind::qwen2_5, call, i));
+        out += "}\n</tool_call>";
+      }
+      out += "<|im_end|>\n";
+    } else {
+      out += "<|im_start|>";
+      out += m.role;
+      out += '\n';
+      out += m.content;
+      out += "<|im_end|>\n";
+    }
   }
   if (generation_prompt) out += "<|im_start|>assistant\n";
 }
@@ -327,13 +427,7 @@ inline void write_tool_calls(std::string& out, chat_template_kind kind, std::str
   for (std::size_t c = 0; c < m.tool_calls.size(); ++c) {
     const auto& call = m.tool_calls[c];
     check_call_id(kind, call.id, index);
-    json::value arguments;
-    try {
-      arguments = json::parse(call.arguments);
-    } catch (const error& e) {
-      fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", index, ", tool call '", call.name,
-           "': arguments are not valid JSON (", e.what(), ")");
-    }
+    const json::value arguments = tool_arguments(kind, call, index);
     if (c > 0) out += ", ";
     out += "{\"name\": ";
     json::write_string(out, call.name);
@@ -353,11 +447,7 @@ inline void write_available_tools(std::string& out, std::string_view gap, std::s
   out += gap;
   out += '[';
   for (std::size_t t = 0; t < tools.size(); ++t) {
-    const json::value* function = tools[t].is_object() ? tools[t].find("function") : nullptr;
-    const json::value& spec = function ? *function : tools[t];
-    if (!spec.is_object()) {
-      fail(errc::invalid_argument, "chat template: tool ", t, " is not a JSON object with the function's name, description and parameters");
-    }
+    const json::value& spec = tool_function(tools[t], t);
     if (t > 0) out += ", ";
     out += "{\"type\": \"function\", \"function\": {";
     bool first = true;
@@ -508,17 +598,18 @@ inline std::string apply_chat_template(chat_template_kind kind, std::span<const 
     fail(errc::invalid_argument, "chat template: no format chosen (kind unknown; valid: ", chat_template_names(), ")");
   }
   const bool any_role = kind == chat_template_kind::chatml || kind == chat_template_kind::llama3;
-  const bool takes_tools = kind == chat_template_kind::mistral_v3 || kind == chat_template_kind::mistral_v3_tekken;
+  const bool takes_tools = kind == chat_template_kind::mistral_v3 || kind == chat_template_kind::mistral_v3_tekken ||
+                           kind == chat_template_kind::qwen2_5;
   if (!takes_tools && !options.tools.empty()) {
     fail(errc::invalid_argument, "chat template ", to_string(kind),
-         ": tool specs given, but only mistral-v3 and mistral-v3-tekken write them here");
+         ": tool specs given, but only mistral-v3, mistral-v3-tekken and qwen2.5 write them here");
   }
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     if (m.role.empty()) detail::unsupported_role(kind, m, i);
     if (!m.tool_calls.empty() && (!takes_tools || m.role != "assistant")) {
       fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", i, " (role '", m.role,
-           "') has tool calls; only assistant messages of mistral-v3 and mistral-v3-tekken take them here");
+           "') has tool calls; only assistant messages of mistral-v3, mistral-v3-tekken and qwen2.5 take them here");
     }
     if (takes_tools && m.role == "tool") continue;
     if (!any_role) detail::check_role(kind, m, i);
@@ -530,6 +621,7 @@ inline std::string apply_chat_template(chat_template_kind kind, std::span<const 
   if (options.add_bos) out += detail::bos_text(kind);
   switch (kind) {
     case chat_template_kind::chatml: detail::apply_chatml(out, messages, options.add_generation_prompt); break;
+    case chat_template_kind::qwen2_5: detail::apply_qwen2_5(out, messages, options.tools, options.add_generation_prompt); break;
     case chat_template_kind::llama3: detail::apply_llama3(out, messages, options.add_generation_prompt); break;
     case chat_template_kind::llama2:
       detail::check_system_first(kind, messages);
