@@ -152,6 +152,10 @@ TEST(ChatTemplate, DetectsKnownTemplates) {
       {"{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + "
        "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}",
        kind::llama3},
+      // Llama 3.1 / 3.2 / 3.3: the knowledge-date system header.
+      {"{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}{%- if tools is not none %}{{- \"Environment: ipython\\n\" }}"
+       "{%- endif %}{{- \"Cutting Knowledge Date: December 2023\\n\" }}{{- \"Today Date: \" + date_string + \"\\n\\n\" }}",
+       kind::llama3_1},
       {"{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + "
        "'\\n<</SYS>>\\n\\n' + message['content'] %}{% endif %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}",
        kind::llama2},
@@ -225,7 +229,7 @@ TEST(ChatTemplate, UnknownTemplatesFallBackWithAWarning) {
 }
 
 TEST(ChatTemplate, ChoiceByName) {
-  for (const auto k : {kind::chatml, kind::qwen2_5, kind::llama2, kind::llama3, kind::mistral_v1, kind::mistral_v3,
+  for (const auto k : {kind::chatml, kind::qwen2_5, kind::llama2, kind::llama3, kind::llama3_1, kind::mistral_v1, kind::mistral_v3,
                        kind::mistral_v3_tekken, kind::mistral_v7, kind::phi3, kind::gemma}) {
     EXPECT_EQ(tokenizer::chat_template_from_name(tokenizer::to_string(k)), k);
   }
@@ -234,9 +238,10 @@ TEST(ChatTemplate, ChoiceByName) {
   EXPECT_EQ(tokenizer::chat_template_from_name("qwen2"), kind::chatml);
   EXPECT_EQ(tokenizer::chat_template_from_name("Qwen2.5"), kind::qwen2_5);
   EXPECT_EQ(tokenizer::chat_template_from_name("qwen-2.5"), kind::qwen2_5);
+  EXPECT_EQ(tokenizer::chat_template_from_name("Llama-3.2"), kind::llama3_1);
   EXPECT_EQ(tokenizer::chat_template_from_name("gemma3"), kind::gemma);
   EXPECT_EQ(tokenizer::to_string(kind::unknown), "unknown");
-  expect_error(errc::invalid_argument, "unknown name 'vicuna' (valid: chatml, qwen2.5, llama2, llama3, mistral-v1",
+  expect_error(errc::invalid_argument, "unknown name 'vicuna' (valid: chatml, qwen2.5, llama2, llama3, llama3.1, mistral-v1",
                [] { (void)tokenizer::chat_template_from_name("vicuna"); });
   expect_error(errc::invalid_argument, "''", [] { (void)tokenizer::chat_template_from_name(""); });
 }
@@ -380,6 +385,45 @@ TEST(ChatTemplate, QwenWithoutToolsIsChatMLWithItsDefaultSystemMessage) {
   messages[2].tool_calls[0].arguments = "[1,";
   expect_error(errc::invalid_argument, "chat template qwen2.5: message 2, tool call 'get_weather': arguments are not valid JSON",
                [&] { (void)tokenizer::apply_chat_template(kind::qwen2_5, messages); });
+}
+
+// What Llama-3.1-8B-Instruct's Jinja template (llama.cpp c392e50, models/templates/; 3.3's is
+// the same, 3.2's differs only in taking the day's date) renders, as for Qwen above.
+TEST(ChatTemplate, Llama31HeaderToolCallsAndResults) {
+  EXPECT_EQ(apply(kind::llama3_1, {{"system", " S "}, {"user", "Hi "}, {"assistant", "A"}, {"user", "V"}}),
+            "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
+            "S<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>"
+            "\n\nA<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nV<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_EQ(tokenizer::apply_chat_template(kind::llama3_1, {{"user", "Hi"}}, {.add_bos = true, .date = "01 Dec 2026"}),
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+            "Today Date: 01 Dec 2026\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+
+  auto messages = tool_conversation();
+  messages[2].tool_calls.resize(1);  // the Llama templates take one call per message
+  messages.erase(messages.begin() + 4);
+  const std::string expected =
+      "<|start_header_id|>system<|end_header_id|>\n\nEnvironment: ipython\nCutting Knowledge Date: December 2023\n"
+      "Today Date: 26 Jul 2024\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nGiven the following functions, "
+      "please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\n"
+      "Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}.Do not "
+      "use variables.\n\n{\n    \"type\": \"function\",\n    \"function\": {\n        \"name\": \"get_weather\",\n        "
+      "\"description\": \"Current weather\",\n        \"parameters\": {\n            \"type\": \"object\",\n            "
+      "\"properties\": {\n                \"city\": {\n                    \"type\": \"string\"\n                }\n"
+      "            }\n        }\n    }\n}\n\nWhat's the weather in Paris?<|eot_id|><|start_header_id|>assistant<|end_header_id|>"
+      "\n\n{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"units\": [\"c\"]}}<|eot_id|>"
+      "<|start_header_id|>ipython<|end_header_id|>\n\n\"{\\\"temp\\\": 21}\"<|eot_id|><|start_header_id|>assistant<|end_header_id|>"
+      "\n\nIt is 21 degrees.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nAnd tomorrow?<|eot_id|>"
+      "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  EXPECT_EQ(tokenizer::apply_chat_template(kind::llama3_1, messages, {.tools = weather_tool()}), expected);
+  const auto bare = std::vector<json::value>{weather_tool()[0]["function"]};
+  EXPECT_EQ(tokenizer::apply_chat_template(kind::llama3_1, messages, {.tools = bare}), expected);
+
+  expect_error(errc::invalid_argument, "chat template llama3.1: message 2 has 2 tool calls; this format takes one per message",
+               [] { (void)tokenizer::apply_chat_template(kind::llama3_1, tool_conversation()); });
+  expect_error(errc::invalid_argument, "tools go into the first user message, and there is none", [] {
+    (void)tokenizer::apply_chat_template(kind::llama3_1, {{"system", "S"}}, {.tools = weather_tool()});
+  });
 }
 
 TEST(Json, DumpSpacedWritesAsPythonDoes) {

@@ -26,6 +26,10 @@
 //                     (contents stripped of surrounding whitespace, as the Llama-2-chat template does)
 //   llama3            <|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>...<|start_header_id|>assistant<|end_header_id|>\n\n
 //                     (contents stripped, as the Llama 3 template does)
+//   llama3_1          <|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n
+//                     Today Date: 26 Jul 2024\n\nS<|eot_id|>... then as llama3 (Llama 3.1, 3.2, 3.3: the
+//                     system header is always written; chat_options::date replaces the date, which
+//                     Llama 3.2's template sets to the day's; tools as below)
 //   mistral_v1        [INST] S\n\nU [/INST]A</s>[INST] V [/INST]
 //                     (Mistral-7B-Instruct v0.1/v0.2 template, also the tiny-mistral test model's; that
 //                     template has no system role: S is folded into the first user message)
@@ -63,6 +67,15 @@
 //   an assistant message with tool_calls:  <|im_start|>assistant[\ncontent]\n<tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>...<|im_end|>\n
 //   consecutive messages of role "tool":   <|im_start|>user\n<tool_response>\nC\n</tool_response>...<|im_end|>\n
 // Call ids are not written (the format has none).
+//
+// Tools in llama3_1 (Llama 3.1 / 3.2 / 3.3 templates, custom tools in the first user message):
+//   the system header gains "Environment: ipython\n"; the first message after the system one
+//   becomes a user turn of the instructions, each spec as JSON indented by 4, and its content:
+//       Given the following functions, please respond with a JSON for a function call ...{spec}\n\nU
+//   an assistant message with one tool call:  {"name": "f", "parameters": {...}}<|eot_id|>
+//   a message of role "tool" or "ipython":    <|start_header_id|>ipython<|end_header_id|>\n\n"C"<|eot_id|>
+//   (the content as a JSON string, quoted: the template's tojson applies to any string). The
+//   templates take one call per assistant message; more are refused.
 //
 // Specs are OpenAI style {"type":"function","function":{...}}; a bare function object is taken as
 // its "function". The other families reject tools and tool_calls (errc::invalid_argument)
@@ -103,6 +116,7 @@ enum class chat_template_kind {
   qwen2_5,
   llama2,
   llama3,
+  llama3_1,
   mistral_v1,
   mistral_v3,
   mistral_v3_tekken,
@@ -119,11 +133,12 @@ struct chat_template_name {
   chat_template_kind kind;
   std::string_view name;
 };
-inline constexpr std::array<chat_template_name, 10> chat_template_names{{
+inline constexpr std::array<chat_template_name, 11> chat_template_names{{
     {chat_template_kind::chatml, "chatml"},
     {chat_template_kind::qwen2_5, "qwen2.5"},
     {chat_template_kind::llama2, "llama2"},
     {chat_template_kind::llama3, "llama3"},
+    {chat_template_kind::llama3_1, "llama3.1"},
     {chat_template_kind::mistral_v1, "mistral-v1"},
     {chat_template_kind::mistral_v3, "mistral-v3"},
     {chat_template_kind::mistral_v3_tekken, "mistral-v3-tekken"},
@@ -153,7 +168,8 @@ inline std::string chat_template_names() {
 
 // Explicit choice by name. Accepts the names above, case-insensitively, with '_' for '-', and a
 // few aliases used by other tools ("qwen2", "smollm" -> chatml; "qwen-2.5", "qwen25" -> qwen2.5; "mistral" -> mistral-v1,
-// "mistral-v7-tekken" -> mistral-v7, "phi-3" -> phi3, "gemma2"/"gemma3" -> gemma, "llama-2", "llama-3").
+// "mistral-v7-tekken" -> mistral-v7, "phi-3" -> phi3, "gemma2"/"gemma3" -> gemma, "llama-2", "llama-3",
+// "llama-3.1", "llama3.2", "llama-3.2", "llama3.3", "llama-3.3" -> llama3.1).
 // An unknown name is errc::invalid_argument listing the valid ones.
 inline chat_template_kind chat_template_from_name(std::string_view name) {
   std::string key;
@@ -172,6 +188,9 @@ inline chat_template_kind chat_template_from_name(std::string_view name) {
       {"qwen2", chat_template_kind::chatml},          {"smollm", chat_template_kind::chatml},
       {"qwen-2.5", chat_template_kind::qwen2_5},      {"qwen25", chat_template_kind::qwen2_5},
       {"llama-2", chat_template_kind::llama2},        {"llama-3", chat_template_kind::llama3},
+      {"llama-3.1", chat_template_kind::llama3_1},    {"llama3.2", chat_template_kind::llama3_1},
+      {"llama-3.2", chat_template_kind::llama3_1},    {"llama3.3", chat_template_kind::llama3_1},
+      {"llama-3.3", chat_template_kind::llama3_1},
       {"mistral", chat_template_kind::mistral_v1},    {"mistral-v7-tekken", chat_template_kind::mistral_v7},
       {"phi-3", chat_template_kind::phi3},            {"gemma2", chat_template_kind::gemma},
       {"gemma3", chat_template_kind::gemma},
@@ -191,7 +210,9 @@ inline chat_template_kind detect_chat_template(std::string_view jinja) noexcept 
     const bool qwen2_5 = has("You are Qwen, created by Alibaba Cloud") && has("<tool_call>");
     return qwen2_5 ? chat_template_kind::qwen2_5 : chat_template_kind::chatml;
   }
-  if (has("<|start_header_id|>")) return chat_template_kind::llama3;
+  if (has("<|start_header_id|>")) {
+    return has("Cutting Knowledge Date") ? chat_template_kind::llama3_1 : chat_template_kind::llama3;
+  }
   if (has("<start_of_turn>")) return chat_template_kind::gemma;
   if (has("<|user|>") && has("<|end|>")) return chat_template_kind::phi3;
   if (has("[INST]")) {
@@ -237,7 +258,8 @@ inline chat_template_choice choose_chat_template(const gguf::file& model) {
 struct chat_options {
   bool add_generation_prompt = true;  // end with the opening of an assistant turn
   bool add_bos = false;               // start with the family's BOS text (see the top of this file)
-  std::vector<json::value> tools = {};  // function specs the model may call (mistral_v3 formats, qwen2_5)
+  std::vector<json::value> tools = {};  // function specs the model may call (mistral_v3 formats, qwen2_5, llama3_1)
+  std::string date = "26 Jul 2024";     // llama3_1's "Today Date" (the templates' default)
 };
 
 namespace detail {
@@ -251,7 +273,8 @@ inline std::string_view strip(std::string_view s) noexcept {
 
 inline std::string_view bos_text(chat_template_kind kind) noexcept {
   switch (kind) {
-    case chat_template_kind::llama3: return "<|begin_of_text|>";
+    case chat_template_kind::llama3:
+    case chat_template_kind::llama3_1: return "<|begin_of_text|>";
     case chat_template_kind::gemma: return "<bos>";
     case chat_template_kind::chatml:
     case chat_template_kind::qwen2_5: return "";  // ChatML models (Qwen2, SmolLM) use no BOS in their prompts
@@ -366,6 +389,74 @@ inline void apply_qwen2_5(std::string& out, std::span<const chat_message> messag
     }
   }
   if (generation_prompt) out += "<|im_start|>assistant\n";
+}
+
+// A tool spec as the templates see it: {"type": "function", "function": {...}}, wrapping a bare
+// function object.
+inline json::value wrapped_tool(const json::value& spec, std::size_t index) {
+  const json::value& function = tool_function(spec, index);
+  if (&function != &spec) return spec;
+  json::value wrapped;
+  wrapped.set("type", "function");
+  wrapped.set("function", function);
+  return wrapped;
+}
+
+inline void apply_llama3_1(std::string& out, std::span<const chat_message> messages, const chat_options& options) {
+  std::string_view system;
+  std::size_t next = 0;
+  if (!messages.empty() && messages[0].role == "system") {
+    system = strip(messages[0].content);
+    next = 1;
+  }
+  out += "<|start_header_id|>system<|end_header_id|>\n\n";
+  if (!options.tools.empty()) out += "Environment: ipython\n";
+  out += "Cutting Knowledge Date: December 2023\nToday Date: ";
+  out += options.date;
+  out += "\n\n";
+  out += system;
+  out += "<|eot_id|>";
+  if (!options.tools.empty()) {
+    if (next == messages.size()) {
+      fail(errc::invalid_argument, "chat template llama3.1: tools go into the first user message, and there is none");
+    }
+    out += "<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions, please respond with a JSON for a "
+           "function call with its proper arguments that best answers the given prompt.\n\nRespond in the format "
+           "{\"name\": function name, \"parameters\": dictionary of argument name and its value}.Do not use variables.\n\n";
+    for (std::size_t t = 0; t < options.tools.size(); ++t) {
+      out += json::dump(wrapped_tool(options.tools[t], t), 4);
+      out += "\n\n";
+    }
+    out += strip(messages[next].content);
+    out += "<|eot_id|>";
+    ++next;
+  }
+  for (std::size_t i = next; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (!m.tool_calls.empty()) {
+      if (m.tool_calls.size() != 1) {
+        fail(errc::invalid_argument, "chat template llama3.1: message ", i, " has ", m.tool_calls.size(),
+             " tool calls; this format takes one per message");
+      }
+      const auto& call = m.tool_calls[0];
+      out += "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"";
+      out += call.name;
+      out += "\", \"parameters\": ";
+      out += json::dump_spaced(tool_arguments(chat_template_kind::llama3_1, call, i));
+      out += "}<|eot_id|>";
+    } else if (m.role == "tool" || m.role == "ipython") {
+      out += "<|start_header_id|>ipython<|end_header_id|>\n\n";
+      json::write_string(out, m.content);
+      out += "<|eot_id|>";
+    } else {
+      out += "<|start_header_id|>";
+      out += m.role;
+      out += "<|end_header_id|>\n\n";
+      out += strip(m.content);
+      out += "<|eot_id|>";
+    }
+  }
+  if (options.add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
 }
 
 inline void apply_llama3(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
@@ -597,19 +688,20 @@ inline std::string apply_chat_template(chat_template_kind kind, std::span<const 
   if (kind == chat_template_kind::unknown) {
     fail(errc::invalid_argument, "chat template: no format chosen (kind unknown; valid: ", chat_template_names(), ")");
   }
-  const bool any_role = kind == chat_template_kind::chatml || kind == chat_template_kind::llama3;
+  const bool any_role = kind == chat_template_kind::chatml || kind == chat_template_kind::llama3 ||
+                        kind == chat_template_kind::llama3_1;
   const bool takes_tools = kind == chat_template_kind::mistral_v3 || kind == chat_template_kind::mistral_v3_tekken ||
-                           kind == chat_template_kind::qwen2_5;
+                           kind == chat_template_kind::qwen2_5 || kind == chat_template_kind::llama3_1;
   if (!takes_tools && !options.tools.empty()) {
     fail(errc::invalid_argument, "chat template ", to_string(kind),
-         ": tool specs given, but only mistral-v3, mistral-v3-tekken and qwen2.5 write them here");
+         ": tool specs given, but only mistral-v3, mistral-v3-tekken, qwen2.5 and llama3.1 write them here");
   }
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     if (m.role.empty()) detail::unsupported_role(kind, m, i);
     if (!m.tool_calls.empty() && (!takes_tools || m.role != "assistant")) {
       fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", i, " (role '", m.role,
-           "') has tool calls; only assistant messages of mistral-v3, mistral-v3-tekken and qwen2.5 take them here");
+           "') has tool calls; only assistant messages of mistral-v3, mistral-v3-tekken, qwen2.5 and llama3.1 take them here");
     }
     if (takes_tools && m.role == "tool") continue;
     if (!any_role) detail::check_role(kind, m, i);
@@ -623,6 +715,7 @@ inline std::string apply_chat_template(chat_template_kind kind, std::span<const 
     case chat_template_kind::chatml: detail::apply_chatml(out, messages, options.add_generation_prompt); break;
     case chat_template_kind::qwen2_5: detail::apply_qwen2_5(out, messages, options.tools, options.add_generation_prompt); break;
     case chat_template_kind::llama3: detail::apply_llama3(out, messages, options.add_generation_prompt); break;
+    case chat_template_kind::llama3_1: detail::apply_llama3_1(out, messages, options); break;
     case chat_template_kind::llama2:
       detail::check_system_first(kind, messages);
       detail::apply_llama2(out, messages);
