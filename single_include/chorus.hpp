@@ -7360,14 +7360,16 @@ inline void check_system_first(chat_template_kind kind, std::span<const chat_mes
   }
 }
 
+inline void write_chatml_turn(std::string& out, std::string_view role, std::string_view content) {
+  out += "<|im_start|>";
+  out += role;
+  out += '\n';
+  out += content;
+  out += "<|im_end|>\n";
+}
+
 inline void apply_chatml(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
-  for (const auto& m : messages) {
-    out += "<|im_start|>";
-    out += m.role;
-    out += '\n';
-    out += m.content;
-    out += "<|im_end|>\n";
-  }
+  for (const auto& m : messages) write_chatml_turn(out, m.role, m.content);
   if (generation_prompt) out += "<|im_start|>assistant\n";
 }
 
@@ -7392,6 +7394,17 @@ inline json::value tool_arguments(chat_template_kind kind, const chat_tool_call&
   }
 }
 
+// A tool spec as the templates see it: {"type": "function", "function": {...}}, wrapping a bare
+// function object.
+inline json::value wrapped_tool(const json::value& spec, std::size_t index) {
+  const json::value& function = tool_function(spec, index);
+  if (&function != &spec) return spec;
+  json::value wrapped;
+  wrapped.set("type", "function");
+  wrapped.set("function", function);
+  return wrapped;
+}
+
 inline void apply_qwen2_5(std::string& out, std::span<const chat_message> messages, std::span<const json::value> tools,
                           bool generation_prompt) {
   const bool system_first = !messages.empty() && messages[0].role == "system";
@@ -7402,15 +7415,8 @@ inline void apply_qwen2_5(std::string& out, std::span<const chat_message> messag
     out += "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
            "You are provided with function signatures within <tools></tools> XML tags:\n<tools>";
     for (std::size_t t = 0; t < tools.size(); ++t) {
-      const json::value& function = tool_function(tools[t], t);
       out += '\n';
-      if (&function == &tools[t]) {  // a bare function object: written as the spec that wraps it
-        out += "{\"type\": \"function\", \"function\": ";
-        out += json::dump_spaced(function);
-        out += '}';
-      } else {
-        out += json::dump_spaced(tools[t]);
-      }
+      out += json::dump_spaced(wrapped_tool(tools[t], t));
     }
     out += "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
            "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
@@ -7440,25 +7446,19 @@ inline void apply_qwen2_5(std::string& out, std::span<const chat_message> messag
       }
       out += "<|im_end|>\n";
     } else {
-      out += "<|im_start|>";
-      out += m.role;
-      out += '\n';
-      out += m.content;
-      out += "<|im_end|>\n";
+      write_chatml_turn(out, m.role, m.content);
     }
   }
   if (generation_prompt) out += "<|im_start|>assistant\n";
 }
 
-// A tool spec as the templates see it: {"type": "function", "function": {...}}, wrapping a bare
-// function object.
-inline json::value wrapped_tool(const json::value& spec, std::size_t index) {
-  const json::value& function = tool_function(spec, index);
-  if (&function != &spec) return spec;
-  json::value wrapped;
-  wrapped.set("type", "function");
-  wrapped.set("function", function);
-  return wrapped;
+// A turn of the Llama 3 formats, its content stripped as their templates do.
+inline void write_llama3_turn(std::string& out, std::string_view role, std::string_view content) {
+  out += "<|start_header_id|>";
+  out += role;
+  out += "<|end_header_id|>\n\n";
+  out += strip(content);
+  out += "<|eot_id|>";
 }
 
 inline void apply_llama3_1(std::string& out, std::span<const chat_message> messages, const chat_options& options) {
@@ -7508,24 +7508,14 @@ inline void apply_llama3_1(std::string& out, std::span<const chat_message> messa
       json::write_string(out, m.content);
       out += "<|eot_id|>";
     } else {
-      out += "<|start_header_id|>";
-      out += m.role;
-      out += "<|end_header_id|>\n\n";
-      out += strip(m.content);
-      out += "<|eot_id|>";
+      write_llama3_turn(out, m.role, m.content);
     }
   }
   if (options.add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
 }
 
 inline void apply_llama3(std::string& out, std::span<const chat_message> messages, bool generation_prompt) {
-  for (const auto& m : messages) {
-    out += "<|start_header_id|>";
-    out += m.role;
-    out += "<|end_header_id|>\n\n";
-    out += strip(m.content);
-    out += "<|eot_id|>";
-  }
+  for (const auto& m : messages) write_llama3_turn(out, m.role, m.content);
   if (generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
 }
 
