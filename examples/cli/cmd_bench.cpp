@@ -29,86 +29,86 @@ int run(std::span<const std::string_view> args) {
   const auto parallel = a.number<std::size_t>("parallel", 1);
   const bool json = a.flag("json");
   return chorus_cli::with_kv_type(a, [&](auto kv_element) {
-  using context = chorus::model::basic_context<decltype(kv_element)>;
-  a.reject_unknown();
-  if (repeats == 0) throw chorus_cli::usage_error("-r must be at least 1");
-  if (parallel == 0 || parallel > 64) throw chorus_cli::usage_error("--parallel must be between 1 and 64");
+    using context = chorus::model::basic_context<decltype(kv_element)>;
+    a.reject_unknown();
+    if (repeats == 0) throw chorus_cli::usage_error("-r must be at least 1");
+    if (parallel == 0 || parallel > 64) throw chorus_cli::usage_error("--parallel must be between 1 and 64");
 
-  const auto start = std::chrono::steady_clock::now();
-  const chorus::model::model model(model_path);
-  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  const auto& h = model.params();
-  context ctx(model, {.n_ctx = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, n_gen) + 1),
-                                     .n_batch = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, parallel)),
-                                     .n_seq = static_cast<std::uint32_t>(parallel),
-                                     .threads = threads});
-  std::mt19937 rng(42);
-  std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(h.n_vocab) - 1);
-  std::vector<std::int32_t> prompt(n_prompt);
-  for (auto& t : prompt) t = token(rng);
+    const auto start = std::chrono::steady_clock::now();
+    const chorus::model::model model(model_path);
+    const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    const auto& h = model.params();
+    context ctx(model, {.n_ctx = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, n_gen) + 1),
+                        .n_batch = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, parallel)),
+                        .n_seq = static_cast<std::uint32_t>(parallel),
+                        .threads = threads});
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(h.n_vocab) - 1);
+    std::vector<std::int32_t> prompt(n_prompt);
+    for (auto& t : prompt) t = token(rng);
 
-  auto seconds = [](auto t0) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  std::vector<double> pp, tg;
-  for (std::size_t r = 0; r < repeats + 1; ++r) {  // the first round warms up and is not counted
-    if (n_prompt > 0) {
-      ctx.reset();
-      const auto t0 = std::chrono::steady_clock::now();
-      ctx.decode(prompt);
-      if (r > 0) pp.push_back(static_cast<double>(n_prompt) / seconds(t0));
-    }
-    if (n_gen > 0 && parallel > 1) {
-      // --parallel N: N sequences, one token each per step, in one decode_batch (weights read once)
-      for (std::size_t s = 0; s < parallel; ++s) ctx.reset(s);
-      std::vector<typename context::batch_token> batch(parallel);
-      for (std::size_t s = 0; s < parallel; ++s) batch[s] = {static_cast<std::int32_t>((1 + s) % h.n_vocab), s};
-      const auto t0 = std::chrono::steady_clock::now();
-      for (std::size_t i = 0; i < n_gen; ++i) {
-        const auto logits = ctx.decode_batch(batch);
-        for (std::size_t s = 0; s < parallel; ++s) {
-          const auto row = logits.subspan(s * h.n_vocab, h.n_vocab);
-          batch[s].token = static_cast<std::int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+    auto seconds = [](auto t0) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    std::vector<double> pp, tg;
+    for (std::size_t r = 0; r < repeats + 1; ++r) {  // the first round warms up and is not counted
+      if (n_prompt > 0) {
+        ctx.reset();
+        const auto t0 = std::chrono::steady_clock::now();
+        ctx.decode(prompt);
+        if (r > 0) pp.push_back(static_cast<double>(n_prompt) / seconds(t0));
+      }
+      if (n_gen > 0 && parallel > 1) {
+        // --parallel N: N sequences, one token each per step, in one decode_batch (weights read once)
+        for (std::size_t s = 0; s < parallel; ++s) ctx.reset(s);
+        std::vector<typename context::batch_token> batch(parallel);
+        for (std::size_t s = 0; s < parallel; ++s) batch[s] = {static_cast<std::int32_t>((1 + s) % h.n_vocab), s};
+        const auto t0 = std::chrono::steady_clock::now();
+        for (std::size_t i = 0; i < n_gen; ++i) {
+          const auto logits = ctx.decode_batch(batch);
+          for (std::size_t s = 0; s < parallel; ++s) {
+            const auto row = logits.subspan(s * h.n_vocab, h.n_vocab);
+            batch[s].token = static_cast<std::int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+          }
         }
+        if (r > 0) tg.push_back(static_cast<double>(n_gen * parallel) / seconds(t0));
+      } else if (n_gen > 0) {
+        ctx.reset();
+        std::int32_t next = 1 % static_cast<std::int32_t>(h.n_vocab);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (std::size_t i = 0; i < n_gen; ++i) {
+          const auto logits = ctx.decode(std::span(&next, 1));
+          next = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        }
+        if (r > 0) tg.push_back(static_cast<double>(n_gen) / seconds(t0));
       }
-      if (r > 0) tg.push_back(static_cast<double>(n_gen * parallel) / seconds(t0));
-    } else if (n_gen > 0) {
-      ctx.reset();
-      std::int32_t next = 1 % static_cast<std::int32_t>(h.n_vocab);
-      const auto t0 = std::chrono::steady_clock::now();
-      for (std::size_t i = 0; i < n_gen; ++i) {
-        const auto logits = ctx.decode(std::span(&next, 1));
-        next = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    std::uint64_t weight_bytes = 0;
+    for (const auto& t : model.file().tensors()) weight_bytes += t.n_bytes;
+    const double pp_median = pp.empty() ? 0.0 : median(pp);
+    const double tg_median = tg.empty() ? 0.0 : median(tg);
+    if (json) {
+      chorus::json::value out;
+      out.set("model", model_path);
+      out.set("threads", static_cast<std::int64_t>(ctx.pool().size()));
+      out.set("weight_bytes", static_cast<std::int64_t>(weight_bytes));
+      out.set("load_ms", load_ms);
+      out.set("prompt_tokens", static_cast<std::int64_t>(n_prompt));
+      out.set("prompt_tokens_per_second", pp_median);
+      out.set("generated_tokens", static_cast<std::int64_t>(n_gen));
+      out.set("generation_tokens_per_second", tg_median);
+      out.set("repeats", static_cast<std::int64_t>(repeats));
+      out.set("parallel_sequences", static_cast<std::int64_t>(parallel));
+      out.set("kv_type", std::is_same_v<decltype(kv_element), float> ? "f32" : "f16");
+      std::cout << chorus::json::dump(out) << "\n";
+    } else {
+      std::printf("| model | size | threads | test | tokens/s (median of %zu) |\n|---|---:|---:|---|---:|\n", repeats);
+      if (n_prompt) std::printf("| %s | %.1f MiB | %zu | pp%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(), n_prompt, pp_median);
+      if (n_gen && parallel == 1) std::printf("| %s | %.1f MiB | %zu | tg%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(), n_gen, tg_median);
+      if (n_gen && parallel > 1) {
+        std::printf("| %s | %.1f MiB | %zu | tg%zu x %zu sequences (all tokens) | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0,
+                    ctx.pool().size(), n_gen, parallel, tg_median);
       }
-      if (r > 0) tg.push_back(static_cast<double>(n_gen) / seconds(t0));
     }
-  }
-  std::uint64_t weight_bytes = 0;
-  for (const auto& t : model.file().tensors()) weight_bytes += t.n_bytes;
-  const double pp_median = pp.empty() ? 0.0 : median(pp);
-  const double tg_median = tg.empty() ? 0.0 : median(tg);
-  if (json) {
-    chorus::json::value out;
-    out.set("model", model_path);
-    out.set("threads", static_cast<std::int64_t>(ctx.pool().size()));
-    out.set("weight_bytes", static_cast<std::int64_t>(weight_bytes));
-    out.set("load_ms", load_ms);
-    out.set("prompt_tokens", static_cast<std::int64_t>(n_prompt));
-    out.set("prompt_tokens_per_second", pp_median);
-    out.set("generated_tokens", static_cast<std::int64_t>(n_gen));
-    out.set("generation_tokens_per_second", tg_median);
-    out.set("repeats", static_cast<std::int64_t>(repeats));
-    out.set("parallel_sequences", static_cast<std::int64_t>(parallel));
-    out.set("kv_type", std::is_same_v<decltype(kv_element), float> ? "f32" : "f16");
-    std::cout << chorus::json::dump(out) << "\n";
-  } else {
-    std::printf("| model | size | threads | test | tokens/s (median of %zu) |\n|---|---:|---:|---|---:|\n", repeats);
-    if (n_prompt) std::printf("| %s | %.1f MiB | %zu | pp%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(), n_prompt, pp_median);
-    if (n_gen && parallel == 1) std::printf("| %s | %.1f MiB | %zu | tg%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(), n_gen, tg_median);
-    if (n_gen && parallel > 1) {
-      std::printf("| %s | %.1f MiB | %zu | tg%zu x %zu sequences (all tokens) | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0,
-                  ctx.pool().size(), n_gen, parallel, tg_median);
-    }
-  }
-  return 0;
+    return 0;
   });
 }
 

@@ -84,28 +84,28 @@ int run(std::span<const std::string_view> args) {
   const auto n_ctx = a.number<std::uint32_t>("ctx", 0);
   const bool json = a.flag("json");
   return chorus_cli::with_kv_type(a, [&](auto kv_element) {
-  a.reject_unknown();
-  if (!chat_mode && !prompt) throw chorus_cli::usage_error("give --prompt P, or --chat");
-  if (!chat_mode && (system || format)) throw chorus_cli::usage_error("--system and --chat-template need --chat");
-  const auto format_kind = format ? std::optional(chorus::tokenizer::chat_template_from_name(*format)) : std::nullopt;
+    a.reject_unknown();
+    if (!chat_mode && !prompt) throw chorus_cli::usage_error("give --prompt P, or --chat");
+    if (!chat_mode && (system || format)) throw chorus_cli::usage_error("--system and --chat-template need --chat");
+    const auto format_kind = format ? std::optional(chorus::tokenizer::chat_template_from_name(*format)) : std::nullopt;
 
-  const auto model = chorus::generate::language_model::load(model_path);
-  chorus_cli::warn_about(model->tokens().vocabulary(), model_path);
-  chorus::generate::basic_session<decltype(kv_element)> session(model, {.n_ctx = n_ctx, .threads = threads});
-  if (chat_mode) {
-    if (format_kind) session.set_chat_format(*format_kind);
-    return chat(session, opts, system, prompt, json);
-  }
-  const auto result = session.complete(*prompt, opts, [&](const chorus::generate::token_event& e) {
-    if (!json) std::cout << e.text << std::flush;
-    return true;
-  });
-  if (json) {
-    print_json(result);
-  } else {
-    print_timings(*model, result);
-  }
-  return 0;
+    const auto model = chorus::generate::language_model::load(model_path);
+    chorus_cli::warn_about(model->tokens().vocabulary(), model_path);
+    chorus::generate::basic_session<decltype(kv_element)> session(model, {.n_ctx = n_ctx, .threads = threads});
+    if (chat_mode) {
+      if (format_kind) session.set_chat_format(*format_kind);
+      return chat(session, opts, system, prompt, json);
+    }
+    const auto result = session.complete(*prompt, opts, [&](const chorus::generate::token_event& e) {
+      if (!json) std::cout << e.text << std::flush;
+      return true;
+    });
+    if (json) {
+      print_json(result);
+    } else {
+      print_timings(*model, result);
+    }
+    return 0;
   });
 }
 
