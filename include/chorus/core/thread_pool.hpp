@@ -2,6 +2,12 @@
 // indices with the calling thread taking part. No allocation and no std::function per call:
 // the job is a pointer to the caller's stack object; workers spin briefly on a generation
 // counter (a decode step runs dozens of short parallel_for calls) and then sleep on it.
+//
+// Every wait spins only a few hundred pauses and then yields the core: when more threads are
+// runnable than there are cores (two processes using chorus, a game's own threads), the thread
+// being waited for may be the one that is not running, and a pure spin would burn the core it
+// needs until the scheduler preempts the spinner (measured: a 60 ms test took 5 s with a second
+// copy running beside it).
 #pragma once
 
 #include <algorithm>
@@ -67,7 +73,7 @@ class thread_pool {
     generation_.fetch_add(1, std::memory_order_acq_rel);
     generation_.notify_all();
     run_tasks(current, 0);
-    while (pending_.load(std::memory_order_acquire) != 0) CHORUS_CPU_RELAX();
+    for (unsigned spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) relax(spin);
     job_ = nullptr;
     if (current.failure) std::rethrow_exception(current.failure);
   }
@@ -81,6 +87,17 @@ class thread_pool {
     std::atomic<bool> failed{false};
     std::exception_ptr failure;
   };
+
+  // One step of a wait: pause while a short spin may still catch the event, then yield.
+  static void relax(unsigned spin) noexcept {
+    if (spin < spin_pauses) {
+      CHORUS_CPU_RELAX();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  static constexpr unsigned spin_pauses = 256;
+  static constexpr unsigned spin_yields = 4096;  // then a worker sleeps until the next call
 
   template <class Fn>
   static void invoke(void* fn, std::size_t task, std::size_t thread) {
@@ -104,8 +121,8 @@ class thread_pool {
     std::uint64_t seen = 0;
     for (;;) {
       std::uint64_t now = generation_.load(std::memory_order_acquire);
-      for (int spin = 0; now == seen && spin < 20000; ++spin) {
-        CHORUS_CPU_RELAX();
+      for (unsigned spin = 0; now == seen && spin < spin_pauses + spin_yields; ++spin) {
+        relax(spin);
         now = generation_.load(std::memory_order_acquire);
       }
       while (now == seen) {
