@@ -5329,11 +5329,14 @@ class basic_context {
       std::copy(in, in + n, out);
     }
   }
-  static void load_kv(const KvElement* in, float* out, std::size_t n) noexcept {
+  // A row of the cache as floats: converted into `scratch` from an fp16 cache, read in place
+  // from a float one (no copy per key and token).
+  static const float* kv_row(const KvElement* in, float* scratch, std::size_t n) noexcept {
     if constexpr (std::is_same_v<KvElement, fp16>) {
-      simd::fp16_to_float(in, out, n);
+      simd::fp16_to_float(in, scratch, n);
+      return scratch;
     } else {
-      std::copy(in, in + n, out);
+      return in;
     }
   }
   // What a value meets on its way into an fp16 cache's products, nothing for a float cache.
@@ -5363,16 +5366,16 @@ class basic_context {
       const float* q_src = q_.data() + t * h.n_embd + head * hd;
       for (std::size_t i = 0; i < hd; ++i) q[i] = kv_rounded(q_src[i]);
       for (std::size_t j = first; j <= pos; ++j) {
-        load_kv(cache_.key(seq, layer, j) + kv_head * hd, row, hd);
-        scores[j - first] = simd::dot<>(q, row, hd) * scale;
+        const float* key = kv_row(cache_.key(seq, layer, j) + kv_head * hd, row, hd);
+        scores[j - first] = simd::dot<>(q, key, hd) * scale;
       }
       const std::size_t count = pos + 1 - first;
       simd::softmax<>(scores, count);
       float* out = attn_.data() + t * h.n_embd + head * hd;
       std::fill(out, out + hd, 0.0f);
       for (std::size_t j = 0; j < count; ++j) {
-        load_kv(cache_.value(seq, layer, first + j) + kv_head * hd, row, hd);
-        simd::axpy<>(out, kv_rounded(scores[j]), row, hd);
+        const float* value = kv_row(cache_.value(seq, layer, first + j) + kv_head * hd, row, hd);
+        simd::axpy<>(out, kv_rounded(scores[j]), value, hd);
       }
     });
   }

@@ -137,8 +137,8 @@ TEST(Rope, Qwen2LayoutEqualsTheLlamaLayoutOfTheSameWeights) {
 
   // Only the order of the q.k sums differs: summed in double, both layouts give identical
   // logits. Summed in float they differ by a rounding error that this random-weight model
-  // amplifies to about 3e-4 of its largest logit (its attention scores are large), with a float
-  // KV cache and with an fp16 one alike. The yardstick is another rounding of the same size:
+  // carries through its layers to about 3e-4 of its largest logit, with a float KV cache and
+  // with an fp16 one alike. The yardstick is another rounding of the same size:
   // storing K and V as fp16 instead of float moves the same model's logits about twice as far.
   const auto layouts_f32 = compare(all_logits<float>(llama), all_logits<float>(qwen2));
   const auto layouts_f16 = compare(all_logits<fp16>(llama), all_logits<fp16>(qwen2));
