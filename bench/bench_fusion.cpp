@@ -30,7 +30,7 @@ void orchestration(benchmark::State& state) {
   std::vector<fusion::any_member> members;
   for (std::size_t i = 0; i < n; ++i) members.emplace_back(std::make_shared<instant_member>(instant_member{"m" + std::to_string(i)}));
   fusion::confidence_judge judge;
-  const fusion::request r{"q"};
+  const auto r = fusion::request::from_prompt("q");
   asio::io_context io;
   for (auto _ : state) {
     asio::co_spawn(io, [&]() -> asio::awaitable<void> { benchmark::DoNotOptimize(co_await fusion::fuse(members, judge, r)); },
@@ -43,21 +43,20 @@ void orchestration(benchmark::State& state) {
 }
 BENCHMARK(orchestration)->Arg(1)->Arg(3)->Arg(8)->Unit(benchmark::kMicrosecond);
 
-// Three stories260K members (seeds 1..3, 64 tokens) and a confidence judge: wall time versus
-// the slowest member plus the judge, as the report measures it.
+// Three stories260K members (seeds 1..3, 64 tokens, one batched engine) and a confidence judge:
+// wall time versus the slowest member plus the judge, as the report measures it.
 void local_fusion(benchmark::State& state) {
   static const auto model = generate::language_model::load(std::string(CHORUS_SHARED_DIR) + "/models/stories260K.gguf");
-  fusion::compute compute(3, 2);
+  auto local = std::make_shared<fusion::local_model>(model, fusion::local_model_options{.n_ctx = 256, .parallel = 3, .threads = 2});
   std::vector<fusion::any_member> members;
   for (std::uint64_t seed = 1; seed <= 3; ++seed) {
     fusion::local_member_options o;
     o.generation.sampling.seed = seed;
     o.generation.max_tokens = 64;
-    o.n_ctx = 256;
-    members.emplace_back(std::make_shared<fusion::local_member>(model, o, compute));
+    members.emplace_back(std::make_shared<fusion::local_member>(local, o));
   }
   fusion::confidence_judge judge;
-  const fusion::request r{"Once upon a time", "", 64};
+  const auto r = fusion::request::from_prompt("Once upon a time", "", 64);
   double overhead = 0.0, wall = 0.0;
   asio::io_context io;
   for (auto _ : state) {

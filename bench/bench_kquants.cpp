@@ -1,7 +1,7 @@
 // K-quant kernel benchmarks: gemv of Q2_K..Q6_K weights with a Q8_K activation row at real
 // layer shapes (rows x cols = outputs x inputs), single thread, reported as weight bytes
-// streamed per second; gemm with 512 activation rows (prompt processing) in GFLOP/s; and the
-// unfused path (unpack to int8, then the int8 dot) for comparison with the fused kernels.
+// streamed per second; gemm with 512 activation rows (prompt processing) in GFLOP/s; at the
+// level that runs (CHORUS_ISA forces one; bench_kernels compares every level side by side).
 #include <benchmark/benchmark.h>
 
 #include <chorus/chorus.hpp>
@@ -64,26 +64,6 @@ void gemv(benchmark::State& state) {
   state.counters["GB/s"] = benchmark::Counter(m.weight_bytes(), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
-// The unfused path: each super-block unpacked to int8 in memory, then the int8 dot.
-template <class Block>
-void gemv_unfused(benchmark::State& state) {
-  auto& m = matrix<Block>(state, 1);
-  alignas(32) quant::k_block::unpacked u;
-  for (auto _ : state) {
-    for (std::size_t r = 0; r < m.rows; ++r) {
-      float sum = 0.0f;
-      for (std::size_t b = 0; b < m.per_row; ++b) {
-        quant::block_traits<Block>::unpack(m.w[r * m.per_row + b], u);
-        sum += simd::block_dot<Block>(u, m.x[b]);
-      }
-      m.y[r] = sum;
-    }
-    benchmark::DoNotOptimize(m.y.data());
-    benchmark::ClobberMemory();
-  }
-  state.counters["GB/s"] = benchmark::Counter(m.weight_bytes(), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-}
-
 template <class Block>
 void gemm(benchmark::State& state) {
   const std::size_t n_x = 512;
@@ -103,8 +83,6 @@ BENCHMARK(gemv<quant::block_q5_k>) CHORUS_K_SHAPES;
 BENCHMARK(gemv<quant::block_q6_k>) CHORUS_K_SHAPES;
 BENCHMARK(gemv<quant::block_q2_k>) CHORUS_K_SHAPES;
 BENCHMARK(gemv<quant::block_q3_k>) CHORUS_K_SHAPES;
-BENCHMARK(gemv_unfused<quant::block_q4_k>)->Args({4096, 4096})->Unit(benchmark::kMillisecond);
-BENCHMARK(gemv_unfused<quant::block_q6_k>)->Args({4096, 4096})->Unit(benchmark::kMillisecond);
 #define CHORUS_K_GEMM ->Args({4096, 4096})->Unit(benchmark::kMillisecond)->MinTime(1.0)
 BENCHMARK(gemm<quant::block_q4_k>) CHORUS_K_GEMM;
 BENCHMARK(gemm<quant::block_q5_k>) CHORUS_K_GEMM;

@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chorus/chorus.hpp>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <sstream>
@@ -27,16 +28,14 @@ std::string megabyte_of(const std::string& seed) {
 
 const std::string& english() {
   static const std::string text = megabyte_of(
-      json::parse(slurp(std::string(CHORUS_SHARED_DIR) + "/golden/logits/stories260K/p3-long.json"))["prompt"].as_string() + "\n");
+      nlohmann::json::parse(slurp(std::string(CHORUS_SHARED_DIR) + "/golden/logits/stories260K/p3-long.json")).at("prompt").get<std::string>() + "\n");
   return text;
 }
 const std::string& mixed() {
   static const std::string text = [] {
     std::string seed;
-    for (const auto& c : json::parse(slurp(std::string(CHORUS_SHARED_DIR) + "/golden/tokenizer/ggml-vocab-gpt-2.extra.json"))["cases"].as_array()) {
-      const auto* valid = c.find("valid_utf8");
-      const auto* text = c.find("text");
-      if (text != nullptr && (valid == nullptr || valid->as_bool())) seed += text->as_string() + " ";
+    for (const auto& c : nlohmann::json::parse(slurp(std::string(CHORUS_SHARED_DIR) + "/golden/tokenizer/ggml-vocab-gpt-2.extra.json")).at("cases")) {
+      if (c.contains("text") && c.value("valid_utf8", true)) seed += c["text"].get<std::string>() + " ";
     }
     return megabyte_of(seed);
   }();

@@ -4,7 +4,10 @@ include(CMakeFindDependencyMacro)
 find_dependency(Threads)
 find_dependency(xsimd 8.1 CONFIG)
 find_dependency(Boost 1.81 CONFIG COMPONENTS headers)
-find_dependency(range-v3 CONFIG)
+find_dependency(nlohmann_json 3.11 CONFIG)
+# OpenSSL only for the network parts (remote members over https, the server's TLS): the
+# chorus::network target exists where it is found.
+find_package(OpenSSL QUIET)
 # Debian's xsimd 8.1 target lists 'xtl' as a link dependency, although xsimd needs xtl
 # only for optional xtl::xcomplex support and the package does not depend on it. Without
 # libxtl-dev installed, linking would fail with "cannot find -lxtl"; xtl is header-only,

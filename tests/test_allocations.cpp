@@ -103,6 +103,67 @@ TEST(HotPath, GenerationAllocatesNothingPerToken) {
   }
 }
 
+// A batched step of several sequences (the fusion panel's and the server's path): once every
+// sequence has started, steps allocate nothing, whatever the sequences' sinks are doing.
+TEST(HotPath, BatchedStepsAllocateNothing) {
+  const auto model = generate::language_model::load(chorus_test::model_path("tiny-llama-spm512-Q4_K_M.gguf"));
+  generate::engine engine(model, {.n_ctx = 256, .n_seq = 4, .threads = 2});
+  std::size_t events = 0;
+  auto count = [&](const generate::token_event&) {
+    ++events;
+    return true;
+  };
+  const auto prompt = model->tokens().encode("Once upon a time", true, false);
+  for (std::uint64_t seed = 0; seed < 4; ++seed) {
+    generate::options o;
+    o.max_tokens = 40;
+    o.sampling.seed = seed;
+    o.sampling.top_logprobs = 2;
+    o.stop = {"no such stop string"};
+    engine.start({prompt, o, generate::token_sink::to(count)});
+  }
+  engine.step();  // prompts: evaluated once, shared three times
+  // Steps in which a sequence finishes are left out: finishing builds its result (once per
+  // sequence, not per token).
+  std::size_t measured = 0, allocated = 0;
+  for (int i = 0; i < 30 && engine.active() > 0; ++i) {
+    const std::size_t running = engine.active();
+    const std::size_t before = allocations.load(std::memory_order_relaxed);
+    engine.step();
+    const std::size_t after = allocations.load(std::memory_order_relaxed);
+    if (engine.active() != running) continue;
+    ++measured;
+    allocated += after - before;
+  }
+  EXPECT_GE(measured, 20u);
+  EXPECT_GE(events, measured);
+  EXPECT_EQ(allocated, 0u) << "over " << measured << " steps";
+  while (engine.active() > 0) engine.step();
+}
+
+// Constrained decoding: computing the mask (the trie walk over the cached parser states) and
+// advancing the grammar allocate nothing once the constraint exists.
+TEST(HotPath, ConstrainedGenerationAllocatesNothingPerToken) {
+  const char* schema = R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 40},
+      "n": {"type": "integer", "minimum": 0, "maximum": 1000}, "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 4}},
+      "required": ["name", "n", "tags"]})";
+  for (const char* file : {"tiny-llama-bpe-Q4_K_M.gguf", "tiny-mistral-Q4_0.gguf"}) {
+    const auto model = generate::language_model::load(chorus_test::model_path(file));
+    generate::options opts;
+    opts.max_tokens = 64;
+    opts.sampling.temperature = 1.0f;
+    opts.sampling.top_k = 0;
+    opts.sampling.top_p = 1.0f;
+    opts.sampling.min_p = 0.0f;
+    opts.constraint = std::make_shared<sample::grammar_constraint>(std::make_shared<const sample::grammar>(sample::compile_json_schema(schema)),
+                                                                   std::make_shared<const sample::token_index>(model->tokens()),
+                                                                   model->tokens());
+    const auto counted = generate_counting(file, opts);
+    EXPECT_GT(counted.tokens, 8u) << file;
+    EXPECT_EQ(counted.allocations_between_tokens, 0u) << file << ": " << counted.tokens << " tokens";
+  }
+}
+
 TEST(HotPath, TheCounterSeesAllocations) {
   const std::size_t before = allocations.load();
   auto* p = new std::string(100, 'x');  // a heap buffer beyond the small-string capacity

@@ -248,7 +248,7 @@ TEST(ChatTemplate, ChoiceByName) {
 
 TEST(ChatTemplate, RejectsWhatAFormatCannotExpress) {
   expect_error(errc::invalid_argument, "message 1 has role 'tool'",
-               [] { (void)apply(kind::mistral_v7, {{"user", "a"}, {"tool", "b"}}); });
+               [] { (void)apply(kind::mistral_v1, {{"user", "a"}, {"tool", "b"}}); });
   expect_error(errc::invalid_argument, "role 'narrator'", [] { (void)apply(kind::gemma, {{"narrator", "x"}}); });
   expect_error(errc::invalid_argument, "role 'tool'", [] { (void)apply(kind::phi3, {{"tool", "x"}}); });
   expect_error(errc::invalid_argument, "message 0 has role ''", [] { (void)apply(kind::chatml, {{"", "x"}}); });
@@ -277,9 +277,9 @@ std::vector<chat_message> tool_conversation() {
   return m;
 }
 
-std::vector<json::value> weather_tool() {
-  return {json::parse(R"({"type":"function","function":{"name":"get_weather","description":"Current weather",)"
-                      R"("parameters":{"type":"object","properties":{"city":{"type":"string"}}}}})")};
+std::vector<nlohmann::ordered_json> weather_tool() {
+  return {parse_json(R"({"type":"function","function":{"name":"get_weather","description":"Current weather",)"
+                     R"("parameters":{"type":"object","properties":{"city":{"type":"string"}}}}})")};
 }
 
 TEST(ChatTemplate, MistralToolCallsAndResults) {
@@ -308,7 +308,7 @@ TEST(ChatTemplate, MistralToolCallsAndResults) {
       R"(And tomorrow?[/INST])";
   EXPECT_EQ(tokenizer::apply_chat_template(kind::mistral_v3, messages, {.tools = weather_tool()}), v3);
   // A bare function object is a spec too; without tools there is no [AVAILABLE_TOOLS] block.
-  const auto bare = std::vector<json::value>{weather_tool()[0]["function"]};
+  const auto bare = std::vector<nlohmann::ordered_json>{weather_tool()[0].at("function")};
   EXPECT_EQ(tokenizer::apply_chat_template(kind::mistral_v3_tekken, messages, {.tools = bare}), tekken);
   EXPECT_EQ(tokenizer::apply_chat_template(kind::mistral_v3_tekken, messages).find("AVAILABLE_TOOLS"), std::string::npos);
 }
@@ -332,7 +332,7 @@ TEST(ChatTemplate, ToolMistakesAreNamed) {
   expect_error(errc::invalid_argument, "chat template llama3: tool specs given",
                [] { (void)tokenizer::apply_chat_template(kind::llama3, conversation, {.tools = weather_tool()}); });
   expect_error(errc::invalid_argument, "tool 0 is not a JSON object",
-               [] { (void)tokenizer::apply_chat_template(kind::mistral_v3, conversation, {.tools = {json::value(3)}}); });
+               [] { (void)tokenizer::apply_chat_template(kind::mistral_v3, conversation, {.tools = {nlohmann::ordered_json(3)}}); });
 }
 
 // What Qwen2.5-7B-Instruct's Jinja template (llama.cpp c392e50, models/templates/) renders under
@@ -359,7 +359,7 @@ TEST(ChatTemplate, QwenToolCallsAndResults) {
   EXPECT_EQ(tokenizer::apply_chat_template(kind::qwen2_5, messages, {.tools = weather_tool()}),
             "<|im_start|>system\nS\n\n" + tools_block + turns);
   // A bare function object is the same spec.
-  const auto bare = std::vector<json::value>{weather_tool()[0]["function"]};
+  const auto bare = std::vector<nlohmann::ordered_json>{weather_tool()[0].at("function")};
   EXPECT_EQ(tokenizer::apply_chat_template(kind::qwen2_5, messages, {.tools = bare}),
             "<|im_start|>system\nS\n\n" + tools_block + turns);
   // Without a system message the template's default one; an assistant's text before its calls.
@@ -416,7 +416,7 @@ TEST(ChatTemplate, Llama31HeaderToolCallsAndResults) {
       "\n\nIt is 21 degrees.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nAnd tomorrow?<|eot_id|>"
       "<|start_header_id|>assistant<|end_header_id|>\n\n";
   EXPECT_EQ(tokenizer::apply_chat_template(kind::llama3_1, messages, {.tools = weather_tool()}), expected);
-  const auto bare = std::vector<json::value>{weather_tool()[0]["function"]};
+  const auto bare = std::vector<nlohmann::ordered_json>{weather_tool()[0].at("function")};
   EXPECT_EQ(tokenizer::apply_chat_template(kind::llama3_1, messages, {.tools = bare}), expected);
 
   expect_error(errc::invalid_argument, "chat template llama3.1: message 2 has 2 tool calls; this format takes one per message",
@@ -426,9 +426,18 @@ TEST(ChatTemplate, Llama31HeaderToolCallsAndResults) {
   });
 }
 
-TEST(Json, DumpSpacedWritesAsPythonDoes) {
-  EXPECT_EQ(json::dump_spaced(json::parse(R"({"a":[1,2.5,"x"],"b":{"c":null,"d":true},"e":[],"f":{}})")),
-            R"({"a": [1, 2.5, "x"], "b": {"c": null, "d": true}, "e": [], "f": {}})");
+// The JSON that the templates embed is what Python's json.dumps(v, ensure_ascii=False) writes
+// (transformers' tojson); the expected text below is Python 3.11's output for this document.
+TEST(ChatTemplate, JsonIsWrittenAsPythonWritesIt) {
+  const auto v = parse_json(R"({"z":[1,2.5,"x",-0.0,1e-7,123456789012,1e300],"b":{"c":null,"d":true,"e":false},"e":[],)"
+                            R"("f":{},"s":"tab\t quote\" back\\ nl\n \u0001 \u007f é 漢 🎉 /"})");
+  EXPECT_EQ(tokenizer::dump_as_python(v),
+            R"({"z": [1, 2.5, "x", -0.0, 1e-07, 123456789012, 1e+300], "b": {"c": null, "d": true, "e": false}, "e": [], )"
+            R"("f": {}, "s": "tab\t quote\" back\\ nl\n \u0001 )"
+            "\x7f"
+            R"( é 漢 🎉 /"})");
+  // Bytes that are not UTF-8 (a caller's or a model's) become U+FFFD instead of an exception.
+  EXPECT_EQ(tokenizer::dump_as_python(nlohmann::ordered_json{{"k", "a\xFF" "b"}}), "{\"k\": \"a\xEF\xBF\xBD" "b\"}");
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
-// Tests of core/: errors, memory mapping, fp16/bf16.
+// Tests of core/: errors, memory mapping, fp16/bf16, UTF-8 encoding, JSON input.
 #include <gtest/gtest.h>
 
 #include <chorus/chorus.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -143,6 +144,71 @@ TEST(Cpu, PhysicalCoresFollowTheAffinityMask) {
   const std::size_t pinned = chorus::physical_core_count();
   ASSERT_EQ(sched_setaffinity(0, sizeof(before), &before), 0);
   EXPECT_EQ(pinned, 1u);
+}
+
+// One encoder for the tokenizers and the stream decoder: each length class at both of its ends.
+TEST(Utf8, EncodesEveryLengthAtItsBounds) {
+  const std::pair<std::uint32_t, std::string_view> cases[] = {
+      {0x0, std::string_view("\0", 1)}, {0x7F, "\x7F"},           {0x80, "\xC2\x80"},
+      {0x7FF, "\xDF\xBF"},               {0x800, "\xE0\xA0\x80"},   {0xFFFD, "\xEF\xBF\xBD"},
+      {0xFFFF, "\xEF\xBF\xBF"},          {0x10000, "\xF0\x90\x80\x80"}, {0x10FFFF, "\xF4\x8F\xBF\xBF"},
+  };
+  for (const auto& [cp, bytes] : cases) {
+    std::string out = "x", expected = "x";
+    chorus::append_utf8(out, cp);
+    expected += bytes;
+    EXPECT_EQ(out, expected) << std::hex << cp;
+  }
+}
+
+TEST(ParseJson, KeepsMembersInTheirOrder) {
+  const auto v = chorus::parse_json(R"( {"z": 1, "a": [true, null, -2.5e3], "m": {"y": "\u00e9\ud83c\udf89"}} )");
+  EXPECT_EQ(v.dump(), R"({"z":1,"a":[true,null,-2500.0],"m":{"y":"é🎉"}})");
+  EXPECT_EQ(v.at("z").get<int>(), 1);
+}
+
+// Text from outside (a model's tool call, a request body) never aborts: each mistake is a
+// chorus::error naming the position and what was wrong.
+TEST(ParseJson, MalformedTextIsAnErrorNamingWhereAndWhat) {
+  using chorus_test::expect_error;
+  const auto bad = chorus::errc::bad_format;
+  const auto parse = [](std::string_view text) { return [text] { (void)chorus::parse_json(text, "tool arguments"); }; };
+  expect_error(bad, "tool arguments: parse error at line 1, column 1: syntax error while parsing value - unexpected end of input", parse(""));
+  expect_error(bad, "line 1, column 4: syntax error while parsing value - unexpected ']'", parse("[1,]"));
+  expect_error(bad, "line 1, column 8: syntax error while parsing object key - unexpected '}'", parse(R"({"a":1,})"));
+  expect_error(bad, "line 1, column 2: syntax error while parsing object key - invalid literal; last read: '{c'", parse("{c: 1}"));
+  expect_error(bad, "line 2, column 5: syntax error while parsing value - unexpected '}'", parse("{\"a\":1,\n\"b\":}"));
+  expect_error(bad, "ill-formed UTF-8 byte", parse("\"\xFF\""));
+  expect_error(bad, "ill-formed UTF-8 byte", parse("\"\xED\xA0\x80\""));  // an encoded surrogate
+  expect_error(bad, "ill-formed UTF-8 byte", parse("[\"ab\xE6\x97\"]"));   // a truncated character
+  expect_error(bad, "surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF", parse(R"("\ud800")"));
+  expect_error(bad, "control character U+0009 (HT) must be escaped", parse("\"tab\there\""));
+  expect_error(bad, "invalid literal; last read: '/'", parse("// comment\n1"));
+  expect_error(bad, "invalid literal; last read: 'N'", parse("NaN"));
+  expect_error(bad, "unexpected number literal; expected end of input", parse("01"));
+  expect_error(bad, "expected end of input", parse("{} {}"));
+  expect_error(bad, "tool arguments: number overflow parsing '1e400'", parse("1e400"));
+  // Every cut of a document is an error, never a crash or a value.
+  const std::string document = R"({"name": "get_weather", "arguments": {"city": "Paris", "days": [1, 2.5e1, -3], "ok": true}})";
+  EXPECT_NO_THROW((void)chorus::parse_json(document));
+  for (std::size_t length = 0; length < document.size(); ++length) {
+    expect_error(bad, "parse error at line 1, column ", parse(std::string_view(document).substr(0, length)));
+  }
+}
+
+TEST(ParseJson, NestingIsBounded) {
+  const auto nested = [](int levels) { return std::string(levels, '[') + std::string(levels, ']'); };
+  EXPECT_NO_THROW((void)chorus::parse_json(nested(chorus::max_json_depth)));
+  chorus_test::expect_error(chorus::errc::bad_format, "JSON: arrays and objects nested deeper than 512 levels",
+                            [&] { (void)chorus::parse_json(nested(chorus::max_json_depth + 1)); });
+  // A million levels: refused at level 513, without recursing a million times.
+  chorus_test::expect_error(chorus::errc::bad_format, "nested deeper than 512",
+                            [&] { (void)chorus::parse_json(std::string(1'000'000, '[')); });
+  chorus_test::expect_error(chorus::errc::bad_format, "nested deeper than 512", [&] {
+    std::string objects;
+    for (int i = 0; i <= chorus::max_json_depth; ++i) objects += R"({"k":)";
+    (void)chorus::parse_json(objects);
+  });
 }
 
 }  // namespace

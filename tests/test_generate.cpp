@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chorus/chorus.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <fstream>
@@ -14,6 +15,7 @@
 namespace {
 
 using namespace chorus;
+using json = nlohmann::json;
 
 TEST(Sampler, GreedyTakesTheArgmaxWithTiesToTheLowestId) {
   sample::sampling_params p;
@@ -125,10 +127,7 @@ TEST(StopStrings, HoldBackPartialMatchesAndCutAtTheFirstMatch) {
   EXPECT_FALSE(g.stopped());
 }
 
-std::shared_ptr<const generate::language_model> stories() {
-  static const auto model = generate::language_model::load(chorus_test::model_path("stories260K.gguf"));
-  return model;
-}
+using chorus_test::stories;
 
 // golden/README: greedy decoding after "Hello" continues " was a big, red ball. ..."; with
 // either KV cache element type.
@@ -141,18 +140,18 @@ void expect_reference_continuation() {
   generate::basic_session<KvElement> s(stories(), {.threads = 2});
   generate::options o;
   o.sampling.temperature = 0.0f;
-  const auto& steps = golden["generation"]["steps"].as_array();
+  const auto& steps = golden.at("generation").at("steps");
   o.max_tokens = static_cast<std::int32_t>(steps.size());
   std::string streamed;
-  const auto r = s.complete(golden["prompt"].as_string(), o, [&](const generate::token_event& e) {
+  const auto r = s.complete(golden.at("prompt").get<std::string>(), o, [&](const generate::token_event& e) {
     streamed += e.text;
     return true;
   });
-  EXPECT_EQ(r.prompt_ids.size(), golden["tokens"].size());
+  EXPECT_EQ(r.prompt_ids.size(), golden.at("tokens").size());
   // compare up to the first step whose golden margin is too small to be decisive
   for (std::size_t k = 0; k < steps.size() && k < r.ids.size(); ++k) {
-    if (steps[k]["margin"].as_double() < 0.5) break;
-    ASSERT_EQ(r.ids[k], steps[k]["token"].as_int()) << "step " << k;
+    if (steps[k].at("margin").get<double>() < 0.5) break;
+    ASSERT_EQ(r.ids[k], steps[k].at("token").get<std::int64_t>()) << "step " << k;
   }
   EXPECT_EQ(streamed, r.text);
   EXPECT_TRUE(r.text.starts_with(" was a big, red ball.")) << r.text;
@@ -238,13 +237,47 @@ TEST(Generate, ChatWritesTheConversationInTheSessionsFormat) {
   const auto plain = s.chat(conversation, o);
   EXPECT_EQ(plain.prompt_ids, expected_ids(kind::chatml, {}));
 
-  o.tools = {chorus::json::parse(R"({"type":"function","function":{"name":"roll","parameters":{}}})")};
+  o.tools = {chorus::parse_json(R"({"type":"function","function":{"name":"roll","parameters":{}}})")};
   chorus_test::expect_error(chorus::errc::invalid_argument, "chat template chatml: tool specs given",
                             [&] { (void)s.chat(conversation, o); });
   s.set_chat_format(kind::qwen2_5);
   const auto with_tools = s.chat(conversation, o);
   EXPECT_EQ(with_tools.prompt_ids, expected_ids(kind::qwen2_5, {.tools = o.tools}));
   EXPECT_GT(with_tools.prompt_ids.size(), plain.prompt_ids.size() + 40);
+}
+
+// prefill() evaluates a prompt ahead of generation in steps, reporting its progress; the
+// generation that follows evaluates nothing more (the prompt's logits are kept) and continues as
+// it would have without the prefill.
+TEST(Generate, PrefillReportsProgressAndLeavesTheContinuationUnchanged) {
+  std::string prompt;
+  for (int i = 0; i < 20; ++i) prompt += "Once upon a time, there was a little girl named Lily. ";
+  chorus::generate::options o;
+  o.sampling.temperature = 0.0f;
+  o.max_tokens = 8;
+  chorus::generate::session plain(stories(), {.threads = 2});
+  const auto expected = plain.complete(prompt, o);
+  constexpr std::size_t step = chorus::generate::session::prefill_step;
+  ASSERT_GT(expected.prompt_ids.size(), 2 * step);
+
+  chorus::generate::session s(stories(), {.threads = 2});
+  std::vector<std::pair<std::size_t, std::size_t>> progress;
+  const std::size_t evaluated = s.prefill(prompt, o, [&](std::size_t done, std::size_t total) { progress.emplace_back(done, total); });
+  EXPECT_EQ(evaluated, expected.prompt_ids.size());
+  ASSERT_EQ(progress.size(), (evaluated + step - 1) / step);
+  for (std::size_t k = 0; k < progress.size(); ++k) {
+    EXPECT_EQ(progress[k].first, std::min((k + 1) * step, evaluated));
+    EXPECT_EQ(progress[k].second, evaluated);
+  }
+  const auto r = s.complete(prompt, o);
+  EXPECT_EQ(r.time.prompt_tokens, 0u);
+  EXPECT_EQ(r.ids, expected.ids);
+  EXPECT_EQ(s.prefill(prompt, o), 0u);  // already cached: nothing to evaluate
+
+  // prefill_chat() evaluates what chat() would.
+  const std::vector<chorus::tokenizer::chat_message> conversation = {{"user", prompt}};
+  EXPECT_GT(s.prefill_chat(conversation, o), evaluated);
+  EXPECT_EQ(s.chat(conversation, o).time.prompt_tokens, 0u);
 }
 
 }  // namespace

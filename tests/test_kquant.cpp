@@ -1,12 +1,13 @@
 // Tests of the K-quant formats (Q2_K..Q6_K) and their activation format Q8_K: byte layouts,
-// the bit placement of pack/unpack, quantize/dequantize error, the fused SIMD dots against the
-// scalar reference and float64, and every K-quant tensor of the shipped spm512 models.
+// the bit placement of pack/unpack, quantize/dequantize error, every level's vector decoder and
+// dot against the scalar ones and float64, and every K-quant tensor of the shipped spm512 models.
 #include <gtest/gtest.h>
 
 #include <chorus/chorus.hpp>
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -39,29 +40,9 @@ static_assert(offsetof(block_q6_k, ql) == 0 && offsetof(block_q6_k, qh) == 128 &
 static_assert(offsetof(block_q8_k, d) == 0 && offsetof(block_q8_k, qs) == 4 && offsetof(block_q8_k, bsums) == 260 &&
               sizeof(block_q8_k) == 292);
 
-std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float stddev = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-double relative_rms(const std::vector<float>& a, const std::vector<float>& b) {
-  double err = 0.0, ref = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    err += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-    ref += static_cast<double>(b[i]) * b[i];
-  }
-  return std::sqrt(err / ref);
-}
-
-template <class Block>
-std::vector<float> dequantized(const Block* blocks, std::size_t n) {
-  std::vector<float> out(n);
-  quant::block_traits<Block>::dequantize(blocks, out.data(), n);
-  return out;
-}
+using chorus_test::dequantized;
+using chorus_test::random_floats;
+using chorus_test::relative_rms;
 
 template <class Block>
 std::vector<Block> quantized(const std::vector<float>& x) {
@@ -75,6 +56,29 @@ std::vector<block_q8_k> activations(const std::vector<float>& x) {
   quant::quantize_q8_k(x.data(), blocks.data(), x.size());
   return blocks;
 }
+
+// |a.d| * (|d * sumi| + |dmin * summ|) for one block: the size of the products that the
+// reference's float expression a.d * (d * sumi - dmin * summ) rounds. Kernels with the same
+// integers may still contract that expression into fused multiply-adds differently (the compiler
+// decides per call site and target), which moves the result by a few roundings of those products:
+// with sumi and summ nearly cancelling, far more than a few ulp of the result.
+template <class Block>
+double term_magnitude(const Block& w, const block_q8_k& a) {
+  using traits = quant::block_traits<Block>;
+  constexpr int sub = traits::sub_block_elements;
+  quant::k_block::unpacked u;
+  traits::unpack(w, u);
+  double sumi = 0, summ = 0;
+  for (int s = 0; s < 256 / sub; ++s) {
+    double dot = 0, group_sum = 0;
+    for (int i = s * sub; i < (s + 1) * sub; ++i) dot += u.q[i] * a.qs[i];
+    for (int g = s * sub / 16; g < (s + 1) * sub / 16; ++g) group_sum += a.bsums[g];
+    sumi += u.scales[s] * dot;
+    summ += u.mins[s] * group_sum;
+  }
+  return std::fabs(a.d) * (std::fabs(u.d * sumi) + std::fabs(u.dmin * summ));
+}
+constexpr double float_eps = std::numeric_limits<float>::epsilon();
 
 template <class Block>
 class KQuant : public ::testing::Test {};
@@ -161,48 +165,76 @@ TYPED_TEST(KQuant, QuantizeDequantizeRoundTrip) {
 // contraction of the per-block float expression may differ (bound: a few ulp of the sum of
 // per-block magnitudes).
 TYPED_TEST(KQuant, SimdDotEqualsTheScalarReference) {
-  using traits = quant::block_traits<TypeParam>;
-  std::vector<std::size_t> counts;
-  for (std::size_t c = 1; c <= 20; ++c) counts.push_back(c);
-  for (std::size_t c : {31u, 56u, 57u, 111u}) counts.push_back(c);
-  for (std::size_t count : counts) {
-    const std::size_t n = count * 256;
-    const auto w = quantized<TypeParam>(random_floats(n, 11 + static_cast<std::uint32_t>(count)));
-    const auto a = activations(random_floats(n, 101 + static_cast<std::uint32_t>(count)));
-    const float reference = traits::dot_reference(w.data(), a.data(), count);
-    const float fast = simd::dot(w.data(), a.data(), count);
-    double magnitude = 0.0;
-    for (std::size_t b = 0; b < count; ++b) magnitude += std::fabs(traits::dot_reference(w.data() + b, a.data() + b, 1));
-    EXPECT_NEAR(fast, reference, 4e-7 * magnitude * std::sqrt(static_cast<double>(count)) + 1e-30)
-        << gguf::type_name(traits::type) << " blocks " << count;
+  CHORUS_TEST_IF_COMPILED(TypeParam) {
+    using traits = quant::block_traits<TypeParam>;
+    std::vector<std::size_t> counts;
+    for (std::size_t c = 1; c <= 20; ++c) counts.push_back(c);
+    for (std::size_t c : {31u, 56u, 57u, 111u}) counts.push_back(c);
+    for (std::size_t count : counts) {
+      const std::size_t n = count * 256;
+      const auto w = quantized<TypeParam>(random_floats(n, 11 + static_cast<std::uint32_t>(count)));
+      const auto a = activations(random_floats(n, 101 + static_cast<std::uint32_t>(count)));
+      const float reference = traits::dot_reference(w.data(), a.data(), count);
+      double magnitude = 0.0;
+      for (std::size_t b = 0; b < count; ++b) magnitude += term_magnitude(w[b], a[b]);
+      chorus_test::for_each_level([&](simd::isa, const simd::kernel_table& k) {
+        const float fast = k.of<TypeParam>().dot(w.data(), a.data(), count);
+        // a few roundings per block, and the running sum's roundings of differing partial sums
+        EXPECT_NEAR(fast, reference, (4.0 + static_cast<double>(count)) * float_eps * magnitude + 1e-30)
+            << gguf::type_name(traits::type) << " blocks " << count;
+      });
+    }
   }
 }
 
-// Each kernel variant compiled into this build, block by block: the 256-bit (AVX2) and
-// 512-bit (AVX-512 VNNI) fused kernels and the unpack + int8-dot path (used by gemm and by
-// machines without AVX2). Same integers, same float expression.
-TYPED_TEST(KQuant, EveryKernelVariantEqualsTheReference) {
-  using traits = quant::block_traits<TypeParam>;
-  const std::size_t count = 64;
-  auto values = random_floats(count * 256, 3, 0.05f);
-  for (std::size_t i = 0; i < 256; ++i) values[i] = 0.0f;  // an all-zero block
-  for (std::size_t i = 256; i < 512; ++i) values[i] = 1.0f;  // a constant block
-  const auto w = quantized<TypeParam>(values);
-  auto x = random_floats(count * 256, 4);
-  for (std::size_t i = 512; i < 768; ++i) x[i] = i % 2 ? 127.0f : -127.0f;  // full-range activations
-  const auto a = activations(x);
-  for (std::size_t b = 0; b < count; ++b) {
-    const float reference = traits::dot_reference(&w[b], &a[b], 1);
-    const float tolerance = 2e-7f * std::fabs(reference) + 1e-30f;
-    alignas(32) quant::k_block::unpacked u;
-    traits::unpack(w[b], u);
-    EXPECT_NEAR(simd::block_dot<TypeParam>(u, a[b]), reference, tolerance) << "unpacked, block " << b;
-#if CHORUS_HAVE_FUSED_K_DOT
-    EXPECT_NEAR(simd::kq::block_dot(w[b], a[b]), reference, tolerance) << "fused 256-bit, block " << b;
-#endif
-#if CHORUS_K_DOT_512
-    EXPECT_NEAR(simd::kq::block_dot_512(w[b], a[b]), reference, tolerance) << "fused 512-bit, block " << b;
-#endif
+// Every level's vector decoder against the scalar one (exactly: quants, scales, minimums, d,
+// dmin), and its dot block by block against the reference (same integers, same float expression).
+TYPED_TEST(KQuant, EveryLevelEqualsTheReference) {
+  CHORUS_TEST_IF_COMPILED(TypeParam) {
+    using traits = quant::block_traits<TypeParam>;
+    const std::size_t count = 64;
+    auto values = random_floats(count * 256, 3, 0.05f);
+    for (std::size_t i = 0; i < 256; ++i) values[i] = 0.0f;  // an all-zero block
+    for (std::size_t i = 256; i < 512; ++i) values[i] = 1.0f;  // a constant block
+    const auto w = quantized<TypeParam>(values);
+    auto x = random_floats(count * 256, 4);
+    for (std::size_t i = 512; i < 768; ++i) x[i] = i % 2 ? 127.0f : -127.0f;  // full-range activations
+    const auto a = activations(x);
+    // and every bit pattern in the quant and scale bytes
+    std::vector<TypeParam> random_blocks(32);
+    std::mt19937 rng(5);
+    for (auto& block : random_blocks) {
+      auto* bytes = reinterpret_cast<unsigned char*>(&block);
+      for (std::size_t i = 0; i < sizeof(TypeParam); ++i) bytes[i] = static_cast<unsigned char>(rng());
+      block.d = fp16(0.001f);
+      if constexpr (traits::has_mins) block.dmin = fp16(0.002f);
+    }
+    chorus_test::for_each_level([&](simd::isa, const simd::kernel_table& k) {
+      const auto& f = k.of<TypeParam>();
+      auto same_decoding = [&](const TypeParam& block, const char* what, std::size_t b) {
+        quant::k_block::unpacked expected, decoded;
+        traits::unpack(block, expected);
+        f.unpack(block, decoded);
+        for (int i = 0; i < 256; ++i) ASSERT_EQ(decoded.q[i], expected.q[i]) << what << " block " << b << " element " << i;
+        for (int s = 0; s < 256 / traits::sub_block_elements; ++s) {
+          ASSERT_EQ(decoded.scales[s], expected.scales[s]) << what << " block " << b << " scale " << s;
+          ASSERT_EQ(decoded.mins[s], expected.mins[s]) << what << " block " << b << " min " << s;
+        }
+        ASSERT_EQ(decoded.d, expected.d);
+        ASSERT_EQ(decoded.dmin, expected.dmin);
+      };
+      for (std::size_t b = 0; b < count; ++b) {
+        same_decoding(w[b], "quantized", b);
+        const float reference = traits::dot_reference(&w[b], &a[b], 1);
+        EXPECT_NEAR(f.dot(&w[b], &a[b], 1), reference, 4.0 * float_eps * term_magnitude(w[b], a[b]) + 1e-30) << "block " << b;
+      }
+      for (std::size_t b = 0; b < random_blocks.size(); ++b) {
+        same_decoding(random_blocks[b], "random bytes", b);
+        const float reference = traits::dot_reference(&random_blocks[b], &a[b], 1);
+        EXPECT_NEAR(f.dot(&random_blocks[b], &a[b], 1), reference, 4.0 * float_eps * term_magnitude(random_blocks[b], a[b]) + 1e-30)
+            << "random block " << b;
+      }
+    });
   }
 }
 
@@ -210,49 +242,55 @@ TYPED_TEST(KQuant, EveryKernelVariantEqualsTheReference) {
 // is float rounding (the integer parts are exact); against the unquantized activations, the
 // Q8_K rounding error (at most half a step per element, ~0.4 % of the largest value).
 TYPED_TEST(KQuant, DotMatchesFloat64) {
-  using traits = quant::block_traits<TypeParam>;
-  for (std::size_t count : {1u, 3u, 16u, 56u}) {
-    const std::size_t n = count * 256;
-    const auto w = quantized<TypeParam>(random_floats(n, 21 + static_cast<std::uint32_t>(count)));
-    const auto x = random_floats(n, 201 + static_cast<std::uint32_t>(count));
-    const auto a = activations(x);
-    const auto wd = dequantized(w.data(), n);
-    double exact_q = 0.0, exact = 0.0, magnitude = 0.0, step_bound = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const double ad = static_cast<double>(a[i / 256].d) * a[i / 256].qs[i % 256];
-      exact_q += static_cast<double>(wd[i]) * ad;
-      exact += static_cast<double>(wd[i]) * x[i];
-      magnitude += std::fabs(static_cast<double>(wd[i]) * ad);
-      step_bound += std::fabs(static_cast<double>(wd[i])) * 0.5 * std::fabs(a[i / 256].d);
+  CHORUS_TEST_IF_COMPILED(TypeParam) {
+    using traits = quant::block_traits<TypeParam>;
+    for (std::size_t count : {1u, 3u, 16u, 56u}) {
+      const std::size_t n = count * 256;
+      const auto w = quantized<TypeParam>(random_floats(n, 21 + static_cast<std::uint32_t>(count)));
+      const auto x = random_floats(n, 201 + static_cast<std::uint32_t>(count));
+      const auto a = activations(x);
+      const auto wd = dequantized(w.data(), n);
+      double exact_q = 0.0, exact = 0.0, magnitude = 0.0, step_bound = 0.0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const double ad = static_cast<double>(a[i / 256].d) * a[i / 256].qs[i % 256];
+        exact_q += static_cast<double>(wd[i]) * ad;
+        exact += static_cast<double>(wd[i]) * x[i];
+        magnitude += std::fabs(static_cast<double>(wd[i]) * ad);
+        step_bound += std::fabs(static_cast<double>(wd[i])) * 0.5 * std::fabs(a[i / 256].d);
+      }
+      const float fast = simd::dot(w.data(), a.data(), count);
+      // float rounding of d, dmin products and of the per-block sums: a few 1e-7 of the terms
+      EXPECT_NEAR(fast, exact_q, 2e-6 * magnitude) << gguf::type_name(traits::type) << " blocks " << count;
+      EXPECT_NEAR(fast, exact, step_bound + 2e-6 * magnitude) << gguf::type_name(traits::type) << " blocks " << count;
     }
-    const float fast = simd::dot(w.data(), a.data(), count);
-    // float rounding of d, dmin products and of the per-block sums: a few 1e-7 of the terms
-    EXPECT_NEAR(fast, exact_q, 2e-6 * magnitude) << gguf::type_name(traits::type) << " blocks " << count;
-    EXPECT_NEAR(fast, exact, step_bound + 2e-6 * magnitude) << gguf::type_name(traits::type) << " blocks " << count;
   }
 }
 
 TYPED_TEST(KQuant, GemvAndGemmAgreeWithDot) {
-  using traits = quant::block_traits<TypeParam>;
-  const std::size_t rows = 9, cols = 256 * 12, n_x = 5, per_row = cols / 256;
-  const auto w = quantized<TypeParam>(random_floats(rows * cols, 5));
-  std::vector<block_q8_k> x(n_x * per_row);
-  for (std::size_t i = 0; i < n_x; ++i) {
-    const auto xi = random_floats(cols, 60 + static_cast<std::uint32_t>(i));
-    quant::quantize_q8_k(xi.data(), x.data() + i * per_row, cols);
-  }
-  std::vector<float> y(rows), z(n_x * rows);
-  simd::gemv(w.data(), 0, rows, cols, x.data(), y.data());
-  simd::gemm(w.data(), 0, rows, cols, x.data(), n_x, per_row, z.data(), rows);
-  for (std::size_t i = 0; i < n_x; ++i) {
-    for (std::size_t r = 0; r < rows; ++r) {
-      const float reference = traits::dot_reference(w.data() + r * per_row, x.data() + i * per_row, per_row);
-      const float tolerance = 1e-5f * (1.0f + std::fabs(reference));
-      if (i == 0) {
-        EXPECT_NEAR(y[r], reference, tolerance) << "gemv row " << r;
-      }
-      EXPECT_NEAR(z[i * rows + r], reference, tolerance) << "gemm row " << r << " x " << i;
+  CHORUS_TEST_IF_COMPILED(TypeParam) {
+    using traits = quant::block_traits<TypeParam>;
+    const std::size_t rows = 9, cols = 256 * 12, n_x = 5, per_row = cols / 256;
+    const auto w = quantized<TypeParam>(random_floats(rows * cols, 5));
+    std::vector<block_q8_k> x(n_x * per_row);
+    for (std::size_t i = 0; i < n_x; ++i) {
+      const auto xi = random_floats(cols, 60 + static_cast<std::uint32_t>(i));
+      quant::quantize_q8_k(xi.data(), x.data() + i * per_row, cols);
     }
+    chorus_test::for_each_level([&](simd::isa, const simd::kernel_table& k) {
+      std::vector<float> y(rows), z(n_x * rows);
+      k.of<TypeParam>().gemv(w.data(), 0, rows, cols, x.data(), y.data());
+      k.of<TypeParam>().gemm(w.data(), 0, rows, cols, x.data(), n_x, per_row, z.data(), rows);
+      for (std::size_t i = 0; i < n_x; ++i) {
+        for (std::size_t r = 0; r < rows; ++r) {
+          const float reference = traits::dot_reference(w.data() + r * per_row, x.data() + i * per_row, per_row);
+          const float tolerance = 1e-5f * (1.0f + std::fabs(reference));
+          if (i == 0) {
+            EXPECT_NEAR(y[r], reference, tolerance) << "gemv row " << r;
+          }
+          EXPECT_NEAR(z[i * rows + r], reference, tolerance) << "gemm row " << r << " x " << i;
+        }
+      }
+    });
   }
 }
 
@@ -299,14 +337,14 @@ TEST(KQuantRealModels, EveryKQuantTensorMatchesTheF16Model) {
   for (const char* format : {"Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K"}) {
     const auto model = gguf::file::open(chorus_test::model_path(std::string("tiny-llama-spm512-") + format + ".gguf"));
     for (const auto& tensor : model.tensors()) {
-      if (!bound.contains(tensor.type)) continue;
+      if (!bound.contains(tensor.type) || !quant::is_compiled_in(tensor.type)) continue;
       const auto& f16 = reference.tensor(tensor.name);
       ASSERT_EQ(f16.n_elements, tensor.n_elements) << tensor.name;
       std::vector<float> expected(f16.n_elements);
       quant::block_traits<fp16>::dequantize(reinterpret_cast<const fp16*>(f16.data.data()), expected.data(), f16.n_elements);
       quant::dispatch(tensor.type, [&](auto tag) {
         using Block = typename decltype(tag)::type;
-        if constexpr (std::is_same_v<typename quant::block_traits<Block>::activation, block_q8_k>) {
+        if constexpr (std::is_same_v<typename quant::block_traits<Block>::activation, block_q8_k> && quant::quantizable_format<Block>) {
           const auto* blocks = reinterpret_cast<const Block*>(tensor.data.data());
           const auto values = dequantized(blocks, tensor.n_elements);
           const double file_error = relative_rms(values, expected);
@@ -332,7 +370,11 @@ TEST(KQuantRealModels, EveryKQuantTensorMatchesTheF16Model) {
       ++checked[tensor.type];
     }
   }
-  for (const auto& [type, bound_value] : bound) EXPECT_GT(checked[type], 0u) << gguf::type_name(type);
+  for (const auto& [type, bound_value] : bound) {
+    if (quant::is_compiled_in(type)) {
+      EXPECT_GT(checked[type], 0u) << gguf::type_name(type);
+    }
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chorus/chorus.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -23,19 +24,16 @@
 namespace {
 
 using namespace chorus;
+using json = nlohmann::json;  // golden files: order of members does not matter
 
-json::value read_json(const std::filesystem::path& path) {
+json read_json(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;
   text << in.rdbuf();
   return json::parse(text.str());
 }
 
-std::vector<std::int32_t> ids_of(const json::value& array) {
-  std::vector<std::int32_t> ids;
-  for (const auto& v : array.as_array()) ids.push_back(static_cast<std::int32_t>(v.as_int()));
-  return ids;
-}
+using chorus_test::ids_of;
 
 // Tolerance on the recorded top-k logits (golden README: llama.cpp quantizes activations to
 // 8 bits, so a correct implementation differs by up to a logit or two on quantized models).
@@ -109,41 +107,41 @@ void expect_golden_logits(const golden_case& c) {
   const auto golden = read_json(c.file);
   const model::model m(model_file_of(c.model));
   const std::size_t n_vocab = m.params().n_vocab;
-  ASSERT_EQ(static_cast<std::int64_t>(n_vocab), golden["n_vocab"].as_int());
-  const auto prompt = ids_of(golden["tokens"]);
+  ASSERT_EQ(static_cast<std::int64_t>(n_vocab), golden.at("n_vocab").get<std::int64_t>());
+  const auto prompt = ids_of(golden.at("tokens"));
   model::basic_context<KvElement> ctx(m, {.n_ctx = 1024, .threads = 2});
   const auto logits = ctx.decode(prompt, 0, true);
   const double tolerance = tolerance_for(c.model);
 
   double max_error = 0.0;
-  const auto& rows = golden["prompt_top"].as_array();
+  const auto& rows = golden.at("prompt_top");
   ASSERT_EQ(rows.size(), prompt.size());
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto row = logits.subspan(i * n_vocab, n_vocab);
-    const auto& top = rows[i].as_array();
+    const auto& top = rows[i];
     for (const auto& pair : top) {
-      const double error = std::fabs(pair[1].as_double() - row[static_cast<std::size_t>(pair[0].as_int())]);
+      const double error = std::fabs(pair.at(1).get<double>() - row[static_cast<std::size_t>(pair.at(0).get<std::int64_t>())]);
       max_error = std::max(max_error, error);
-      ASSERT_LE(error, tolerance) << "position " << i << " token " << pair[0].as_int();
+      ASSERT_LE(error, tolerance) << "position " << i << " token " << pair.at(0).get<std::int64_t>();
     }
-    if (top[0][1].as_double() - top[1][1].as_double() >= argmax_margin) {
-      EXPECT_EQ(argmax(row), top[0][0].as_int()) << "position " << i;
+    if (top[0].at(1).get<double>() - top[1].at(1).get<double>() >= argmax_margin) {
+      EXPECT_EQ(argmax(row), top[0].at(0).get<std::int64_t>()) << "position " << i;
     }
   }
 
   // Teacher-forced: feed the golden tokens one by one (the decode path) and compare each step.
   std::vector<float> last(logits.end() - static_cast<std::ptrdiff_t>(n_vocab), logits.end());
   double max_generation_error = 0.0;
-  for (const auto& step : golden["generation"]["steps"].as_array()) {
-    for (const auto& pair : step["top"].as_array()) {
-      const double error = std::fabs(pair[1].as_double() - last[static_cast<std::size_t>(pair[0].as_int())]);
+  for (const auto& step : golden.at("generation").at("steps")) {
+    for (const auto& pair : step.at("top")) {
+      const double error = std::fabs(pair.at(1).get<double>() - last[static_cast<std::size_t>(pair.at(0).get<std::int64_t>())]);
       max_generation_error = std::max(max_generation_error, error);
-      ASSERT_LE(error, tolerance) << "generation step at position " << step["pos"].as_int();
+      ASSERT_LE(error, tolerance) << "generation step at position " << step.at("pos").get<std::int64_t>();
     }
-    if (step["margin"].as_double() >= argmax_margin) {
-      EXPECT_EQ(argmax(last), step["token"].as_int());
+    if (step.at("margin").get<double>() >= argmax_margin) {
+      EXPECT_EQ(argmax(last), step.at("token").get<std::int64_t>());
     }
-    const auto token = static_cast<std::int32_t>(step["token"].as_int());
+    const auto token = static_cast<std::int32_t>(step.at("token").get<std::int64_t>());
     const auto next = ctx.decode(std::span(&token, 1));
     last.assign(next.begin(), next.end());
   }

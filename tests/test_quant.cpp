@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
@@ -18,29 +19,9 @@ namespace {
 
 using namespace chorus;
 
-std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float stddev = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-double relative_rms(const std::vector<float>& a, const std::vector<float>& b) {
-  double err = 0.0, ref = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    err += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-    ref += static_cast<double>(b[i]) * b[i];
-  }
-  return std::sqrt(err / ref);
-}
-
-template <class Block>
-std::vector<float> dequantized(const Block* blocks, std::size_t n) {
-  std::vector<float> out(n);
-  quant::block_traits<Block>::dequantize(blocks, out.data(), n);
-  return out;
-}
+using chorus_test::dequantized;
+using chorus_test::random_floats;
+using chorus_test::relative_rms;
 
 std::vector<float> dequantize_tensor(const gguf::tensor_info& t) {
   return quant::dispatch(t.type, [&](auto tag) {
@@ -71,7 +52,7 @@ TEST_P(QuantFormat, TraitsMatchTheGgufGeometry) {
 TEST_P(QuantFormat, QuantizeDequantizeRoundTrip) {
   const std::size_t n = 4096;
   const auto x = random_floats(n, 7);
-  quant::dispatch(GetParam().type, [&](auto tag) {
+  quant::dispatch<quant::quantizable_formats>(GetParam().type, [&](auto tag) {
     using Block = typename decltype(tag)::type;
     using traits = quant::block_traits<Block>;
     std::vector<Block> blocks(n / traits::block_elements);
@@ -86,7 +67,7 @@ TEST_P(QuantFormat, QuantizeDequantizeRoundTrip) {
 }
 
 TEST_P(QuantFormat, SimdDotEqualsTheScalarReference) {
-  quant::dispatch(GetParam().type, [&](auto tag) {
+  quant::dispatch<quant::quantizable_formats>(GetParam().type, [&](auto tag) {
     using Block = typename decltype(tag)::type;
     using traits = quant::block_traits<Block>;
     using activation = typename traits::activation;
@@ -122,7 +103,7 @@ TEST_P(QuantFormat, SimdDotEqualsTheScalarReference) {
 }
 
 TEST_P(QuantFormat, GemvAndGemmAgreeWithDot) {
-  quant::dispatch(GetParam().type, [&](auto tag) {
+  quant::dispatch<quant::quantizable_formats>(GetParam().type, [&](auto tag) {
     using Block = typename decltype(tag)::type;
     using traits = quant::block_traits<Block>;
     using activation = typename traits::activation;
@@ -153,16 +134,19 @@ TEST_P(QuantFormat, GemvAndGemmAgreeWithDot) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllFormats, QuantFormat,
-    ::testing::Values(format_case{gguf::tensor_type::f32, 1e-7}, format_case{gguf::tensor_type::f16, 1e-3},
-                      format_case{gguf::tensor_type::bf16, 5e-3}, format_case{gguf::tensor_type::q8_0, 0.01},
-                      format_case{gguf::tensor_type::q4_0, 0.12}, format_case{gguf::tensor_type::q4_1, 0.12},
-                      format_case{gguf::tensor_type::q5_0, 0.06}, format_case{gguf::tensor_type::q5_1, 0.06},
-                      format_case{gguf::tensor_type::q2_k, 0.45}, format_case{gguf::tensor_type::q3_k, 0.25},
-                      format_case{gguf::tensor_type::q4_k, 0.12}, format_case{gguf::tensor_type::q5_k, 0.06},
-                      format_case{gguf::tensor_type::q6_k, 0.03}),
-    [](const auto& info) { return std::string(gguf::type_name(info.param.type)); });
+// The formats chorus writes, as far as this build compiles them in.
+std::vector<format_case> compiled_format_cases() {
+  std::vector<format_case> cases = {
+      {gguf::tensor_type::f32, 1e-7},  {gguf::tensor_type::f16, 1e-3},  {gguf::tensor_type::bf16, 5e-3},
+      {gguf::tensor_type::q8_0, 0.01}, {gguf::tensor_type::q4_0, 0.12}, {gguf::tensor_type::q4_1, 0.12},
+      {gguf::tensor_type::q5_0, 0.06}, {gguf::tensor_type::q5_1, 0.06}, {gguf::tensor_type::q2_k, 0.45},
+      {gguf::tensor_type::q3_k, 0.25}, {gguf::tensor_type::q4_k, 0.12}, {gguf::tensor_type::q5_k, 0.06},
+      {gguf::tensor_type::q6_k, 0.03}};
+  std::erase_if(cases, [](const format_case& c) { return !quant::is_compiled_in(c.type); });
+  return cases;
+}
+INSTANTIATE_TEST_SUITE_P(AllFormats, QuantFormat, ::testing::ValuesIn(compiled_format_cases()),
+                         [](const auto& info) { return std::string(gguf::type_name(info.param.type)); });
 
 TEST(QuantActivations, Q8_0RoundsLikeTheReference) {
   std::vector<float> x(32, 0.0f);
@@ -193,6 +177,35 @@ TEST(QuantActivations, Q8_KKeepsTheSignOfTheLargestValue) {
     int sum = 0;
     for (int i = 0; i < 16; ++i) sum += q.qs[g * 16 + i];
     EXPECT_EQ(q.bsums[g], sum);
+  }
+}
+
+// The list of compiled-in formats: dispatch folds over it, is_compiled_in answers without an
+// exception, and a model whose matrices use a format left out of the list is refused at load
+// with an error naming that format (CI builds the tests with a two-format list to see this).
+TEST(QuantFormatList, ModelsInFormatsLeftOutAreRefused) {
+  std::size_t loaded = 0, refused = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(chorus_test::models_dir())) {
+    if (entry.path().extension() != ".gguf" || !entry.path().filename().string().starts_with("tiny-llama-spm512-")) continue;
+    const auto file = gguf::file::open(entry.path());
+    std::string left_out;
+    for (const auto& tensor : file.tensors()) {
+      EXPECT_EQ(quant::is_compiled_in(tensor.type), quant::compiled_formats::contains(tensor.type));
+      if (tensor.n_dims == 2 && !quant::is_compiled_in(tensor.type) && left_out.empty()) left_out = gguf::type_name(tensor.type);
+    }
+    if (left_out.empty()) {
+      EXPECT_NO_THROW(model::model(gguf::file::open(entry.path()))) << entry.path();
+      ++loaded;
+    } else {
+      chorus_test::expect_error(errc::unsupported, left_out + " is not compiled into this build",
+                                [&] { model::model m(gguf::file::open(entry.path())); });
+      ++refused;
+    }
+  }
+  EXPECT_EQ(loaded + refused, 11u);
+  // every shipped format loads in the default build; a shorter list refuses some
+  if (quant::compiled_formats::size >= quant::default_formats::size) {
+    EXPECT_EQ(refused, 0u);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chorus/chorus.hpp>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <map>
@@ -15,6 +16,7 @@
 namespace {
 
 using namespace chorus;
+using json = nlohmann::json;  // golden files: order of members does not matter
 
 std::string slurp(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -36,14 +38,10 @@ std::string hex(std::string_view bytes) {
   }
   return out;
 }
-std::vector<std::int32_t> ids_of(const json::value& array) {
-  std::vector<std::int32_t> ids;
-  for (const auto& v : array.as_array()) ids.push_back(static_cast<std::int32_t>(v.as_int()));
-  return ids;
-}
+using chorus_test::ids_of;
 
 // Vocabularies whose BPE pre-tokenizer chorus does not implement yet are reported as skipped.
-std::optional<tokenizer::tokenizer> load(const std::filesystem::path& vocab_file) {
+std::optional<tokenizer::tokenizer> load_vocab(const std::filesystem::path& vocab_file) {
   const auto file = gguf::file::open(vocab_file);
   try {
     return tokenizer::tokenizer::from_gguf(file);
@@ -65,7 +63,7 @@ std::vector<std::filesystem::path> vocab_files() {
 class GoldenVocab : public ::testing::TestWithParam<std::filesystem::path> {};
 
 TEST_P(GoldenVocab, TestVectorsMatchExactly) {
-  const auto tk = load(GetParam());
+  const auto tk = load_vocab(GetParam());
   if (!tk) GTEST_SKIP() << GetParam().filename() << ": pre-tokenizer not implemented yet";
   const std::string input = slurp(GetParam().string() + ".inp");
   const std::string expected = slurp(GetParam().string() + ".out");
@@ -90,18 +88,18 @@ TEST_P(GoldenVocab, TestVectorsMatchExactly) {
 }
 
 TEST_P(GoldenVocab, HardCasesMatchExactly) {
-  const auto tk = load(GetParam());
+  const auto tk = load_vocab(GetParam());
   if (!tk) GTEST_SKIP() << GetParam().filename() << ": pre-tokenizer not implemented yet";
   auto extra_path = GetParam();
   extra_path.replace_extension(".extra.json");
   const auto extra = json::parse(slurp(extra_path));
-  EXPECT_EQ(tk->vocabulary().add_bos() && tk->vocabulary().bos().has_value(), extra["llama_cpp_adds_bos"].as_bool());
+  EXPECT_EQ(tk->vocabulary().add_bos() && tk->vocabulary().bos().has_value(), extra.at("llama_cpp_adds_bos").get<bool>());
   std::size_t cases = 0;
-  for (const auto& c : extra["cases"].as_array()) {
-    const std::string text = unhex(c["text_hex"].as_string());
-    EXPECT_EQ(tk->encode(text, false, false), ids_of(c["ids"])) << c["name"].as_string();
-    EXPECT_EQ(tk->encode(text, false, true), ids_of(c["ids_parse_special"])) << c["name"].as_string();
-    EXPECT_EQ(tk->encode(text, true, false), ids_of(c["ids_add_special"])) << c["name"].as_string();
+  for (const auto& c : extra.at("cases")) {
+    const std::string text = unhex(c.at("text_hex").get<std::string>());
+    EXPECT_EQ(tk->encode(text, false, false), ids_of(c.at("ids"))) << c.at("name").get<std::string>();
+    EXPECT_EQ(tk->encode(text, false, true), ids_of(c.at("ids_parse_special"))) << c.at("name").get<std::string>();
+    EXPECT_EQ(tk->encode(text, true, false), ids_of(c.at("ids_add_special"))) << c.at("name").get<std::string>();
     ++cases;
   }
   EXPECT_GE(cases, 20u);
@@ -126,15 +124,15 @@ TEST(GoldenPrompts, IdsPiecesAndTextMatch) {
     for (const auto& golden_file : std::filesystem::directory_iterator(dir.path())) {
       SCOPED_TRACE(model + "/" + golden_file.path().filename().string());
       const auto golden = json::parse(slurp(golden_file.path()));
-      const std::string prompt = unhex(golden["prompt_hex"].as_string());
-      EXPECT_EQ(tk.encode(prompt, true, false), ids_of(golden["tokens"]));
-      const auto generated = ids_of(golden["generation"]["tokens"]);
-      const auto& pieces = golden["generation"]["pieces_hex"].as_array();
+      const std::string prompt = unhex(golden.at("prompt_hex").get<std::string>());
+      EXPECT_EQ(tk.encode(prompt, true, false), ids_of(golden.at("tokens")));
+      const auto generated = ids_of(golden.at("generation").at("tokens"));
+      const auto& pieces = golden.at("generation").at("pieces_hex");
       ASSERT_EQ(pieces.size(), generated.size());
       for (std::size_t i = 0; i < generated.size(); ++i) {
-        EXPECT_EQ(hex(tk.token_to_piece(generated[i])), pieces[i].as_string()) << "token " << generated[i];
+        EXPECT_EQ(hex(tk.token_to_piece(generated[i])), pieces[i].get<std::string>()) << "token " << generated[i];
       }
-      EXPECT_EQ(hex(tk.decode(generated)), golden["generation"]["text_hex"].as_string());
+      EXPECT_EQ(hex(tk.decode(generated)), golden.at("generation").at("text_hex").get<std::string>());
 
       // Streaming gives the same bytes and never ends a chunk inside a UTF-8 character.
       tokenizer::stream_decoder stream(tk);
@@ -151,7 +149,7 @@ TEST(GoldenPrompts, IdsPiecesAndTextMatch) {
         previous = chunk;
       }
       streamed += stream.flush();
-      EXPECT_EQ(hex(streamed), golden["generation"]["text_hex"].as_string());
+      EXPECT_EQ(hex(streamed), golden.at("generation").at("text_hex").get<std::string>());
       ++checked;
     }
   }

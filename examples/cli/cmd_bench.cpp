@@ -12,7 +12,7 @@
 #include "command.hpp"
 #include "common.hpp"
 
-namespace {
+namespace cmd_bench {
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -86,26 +86,35 @@ int run(std::span<const std::string_view> args) {
     const double pp_median = pp.empty() ? 0.0 : median(pp);
     const double tg_median = tg.empty() ? 0.0 : median(tg);
     if (json) {
-      chorus::json::value out;
-      out.set("model", model_path);
-      out.set("threads", static_cast<std::int64_t>(ctx.pool().size()));
-      out.set("weight_bytes", static_cast<std::int64_t>(weight_bytes));
-      out.set("load_ms", load_ms);
-      out.set("prompt_tokens", static_cast<std::int64_t>(n_prompt));
-      out.set("prompt_tokens_per_second", pp_median);
-      out.set("generated_tokens", static_cast<std::int64_t>(n_gen));
-      out.set("generation_tokens_per_second", tg_median);
-      out.set("repeats", static_cast<std::int64_t>(repeats));
-      out.set("parallel_sequences", static_cast<std::int64_t>(parallel));
-      out.set("kv_type", std::is_same_v<decltype(kv_element), float> ? "f32" : "f16");
-      std::cout << chorus::json::dump(out) << "\n";
+      const chorus_cli::json out = {
+          {"model", model_path},
+          {"threads", ctx.pool().size()},
+          {"weight_bytes", weight_bytes},
+          {"load_ms", load_ms},
+          {"prompt_tokens", n_prompt},
+          {"prompt_tokens_per_second", pp_median},
+          {"generated_tokens", n_gen},
+          {"generation_tokens_per_second", tg_median},
+          {"repeats", repeats},
+          {"parallel_sequences", parallel},
+          {"kv_type", std::is_same_v<decltype(kv_element), float> ? "f32" : "f16"},
+          {"isa", std::string(chorus::simd::isa_name(chorus::simd::active_isa()))},
+      };
+      std::cout << chorus_cli::dump(out) << "\n";
     } else {
-      std::printf("| model | size | threads | test | tokens/s (median of %zu) |\n|---|---:|---:|---|---:|\n", repeats);
-      if (n_prompt) std::printf("| %s | %.1f MiB | %zu | pp%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(), n_prompt, pp_median);
-      if (n_gen && parallel == 1) std::printf("| %s | %.1f MiB | %zu | tg%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(), n_gen, tg_median);
+      const std::string isa(chorus::simd::isa_name(chorus::simd::active_isa()));
+      std::printf("| model | size | threads | isa | test | tokens/s (median of %zu) |\n|---|---:|---:|---|---|---:|\n", repeats);
+      if (n_prompt) {
+        std::printf("| %s | %.1f MiB | %zu | %s | pp%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(),
+                    isa.c_str(), n_prompt, pp_median);
+      }
+      if (n_gen && parallel == 1) {
+        std::printf("| %s | %.1f MiB | %zu | %s | tg%zu | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0, ctx.pool().size(),
+                    isa.c_str(), n_gen, tg_median);
+      }
       if (n_gen && parallel > 1) {
-        std::printf("| %s | %.1f MiB | %zu | tg%zu x %zu sequences (all tokens) | %.2f |\n", model_path.c_str(), weight_bytes / 1048576.0,
-                    ctx.pool().size(), n_gen, parallel, tg_median);
+        std::printf("| %s | %.1f MiB | %zu | %s | tg%zu x %zu sequences (all tokens) | %.2f |\n", model_path.c_str(),
+                    weight_bytes / 1048576.0, ctx.pool().size(), isa.c_str(), n_gen, parallel, tg_median);
       }
     }
     return 0;
@@ -116,4 +125,4 @@ const chorus_cli::registration bench_command{
     "bench", "measure prompt processing and generation speed",
     "--model M.gguf [-p 512] [-n 128] [-r 5] [--threads N] [--parallel SEQUENCES] [--kv f16|f32] [--json]", &run};
 
-}  // namespace
+}  // namespace cmd_bench

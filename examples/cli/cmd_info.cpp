@@ -9,7 +9,7 @@
 
 #include "command.hpp"
 
-namespace {
+namespace cmd_info {
 
 using chorus::gguf::value_type;
 
@@ -126,6 +126,24 @@ int run(std::span<const std::string_view> args) {
     elements += tensor.n_elements;
     bytes += tensor.n_bytes;
   }
+  // What runs this file here: the instruction-set level of the kernels (CHORUS_ISA forces one) and
+  // whether every tensor's format is compiled into this build.
+  std::string usable;
+  for (const auto level : chorus::simd::all_isas) {
+    if (!chorus::simd::isa_usable(level)) continue;
+    if (!usable.empty()) usable += ", ";
+    usable += chorus::simd::isa_name(level);
+  }
+  std::cout << "kernels:   " << chorus::simd::isa_name(chorus::simd::active_isa()) << " (this build and CPU: " << usable << ")\n";
+  std::string missing;
+  for (const auto& tensor : file.tensors()) {
+    const std::string name(chorus::gguf::type_name(tensor.type));
+    // (matrices only: norm vectors are read as F32 whatever the list)
+    if (tensor.n_dims == 2 && !chorus::quant::is_compiled_in(tensor.type) && missing.find(name) == std::string::npos) {
+      missing += " " + name;
+    }
+  }
+  if (!missing.empty()) std::cout << "unsupported: tensor formats not compiled into this build:" << missing << "\n";
   std::cout << "tensors:   " << file.tensors().size() << ", " << elements << " parameters, "
             << human_bytes(static_cast<double>(bytes)) << "\n";
   for (const auto& [format, total] : totals) {
@@ -148,4 +166,4 @@ int run(std::span<const std::string_view> args) {
 const chorus_cli::registration info_command{"info", "print a GGUF model's metadata, tensors and size by format",
                                             "MODEL.gguf [--tensors]", &run};
 
-}  // namespace
+}  // namespace cmd_info

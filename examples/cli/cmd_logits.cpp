@@ -9,7 +9,7 @@
 #include "command.hpp"
 #include "common.hpp"
 
-namespace {
+namespace cmd_logits {
 
 int run(std::span<const std::string_view> args) {
   const chorus_cli::arguments a(args, {"json"});
@@ -28,14 +28,9 @@ int run(std::span<const std::string_view> args) {
   const std::size_t n_vocab = model->network().params().n_vocab;
   const std::size_t k = std::min(top, n_vocab);
   std::vector<std::int32_t> order(n_vocab);
-  std::string out = json ? "{\"ids\":[" : "";
-  if (json) {
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      if (i) out += ',';
-      out += std::to_string(ids[i]);
-    }
-    out += "],\"positions\":[";
-  }
+  // --json: {"ids": [...], "positions": [{"top": [[id, logit], ...]}, ...]}, each logit the
+  // float's exact value.
+  chorus_cli::json positions = chorus_cli::json::array();
   for (std::size_t pos = 0; pos < ids.size(); ++pos) {
     const auto row = logits.subspan(pos * n_vocab, n_vocab);
     std::iota(order.begin(), order.end(), 0);
@@ -43,24 +38,20 @@ int run(std::span<const std::string_view> args) {
       return row[x] > row[y] || (row[x] == row[y] && x < y);
     });
     if (json) {
-      out += pos ? ",{\"top\":[" : "{\"top\":[";
-      for (std::size_t i = 0; i < k; ++i) {
-        char buffer[64];
-        std::snprintf(buffer, sizeof buffer, "%s[%d,%.9g]", i ? "," : "", order[i], static_cast<double>(row[order[i]]));
-        out += buffer;
-      }
-      out += "]}";
+      chorus_cli::json top = chorus_cli::json::array();
+      for (std::size_t i = 0; i < k; ++i) top.push_back({order[i], static_cast<double>(row[order[i]])});
+      positions.push_back({{"top", std::move(top)}});
     } else {
       std::printf("position %zu (token %d):", pos, ids[pos]);
       for (std::size_t i = 0; i < k; ++i) std::printf(" %d:%.3f", order[i], static_cast<double>(row[order[i]]));
       std::printf("\n");
     }
   }
-  if (json) std::cout << out << "]}\n";
+  if (json) std::cout << chorus_cli::dump({{"ids", ids}, {"positions", std::move(positions)}}) << "\n";
   return 0;
 }
 
 const chorus_cli::registration logits_command{"logits", "print the top-k logits at every prompt position",
                                               "--model M.gguf --prompt P [--top K] [--threads N] [--json]", &run};
 
-}  // namespace
+}  // namespace cmd_logits

@@ -9,7 +9,7 @@
 
 #include "command.hpp"
 
-namespace {
+namespace cmd_synth {
 
 using namespace chorus;
 
@@ -45,9 +45,13 @@ std::vector<std::byte> random_tensor(gguf::tensor_type type, std::size_t rows, s
     std::vector<std::byte> out(rows * cols / traits::block_elements * sizeof(Block));
     std::vector<float> row(cols);
     noise rng{seed * 0x9E3779B97F4A7C15ull + 1};
-    for (std::size_t r = 0; r < rows; ++r) {
-      for (auto& v : row) v = rng.next() * scale;
-      traits::quantize(row.data(), reinterpret_cast<Block*>(out.data()) + r * (cols / traits::block_elements), cols);
+    if constexpr (quant::quantizable_format<Block>) {
+      for (std::size_t r = 0; r < rows; ++r) {
+        for (auto& v : row) v = rng.next() * scale;
+        traits::quantize(row.data(), reinterpret_cast<Block*>(out.data()) + r * (cols / traits::block_elements), cols);
+      }
+    } else {
+      throw chorus_cli::usage_error("chorus reads " + std::string(gguf::type_name(type)) + " but cannot quantize to it");
     }
     return out;
   });
@@ -58,7 +62,7 @@ gguf::tensor_type type_from_name(const std::string& name) {
     const auto t = static_cast<gguf::tensor_type>(id);
     std::string n(gguf::type_name(t));
     for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (n == name && quant::is_compiled_in(t)) return t;
+    if (n == name && quant::quantizable_formats::contains(t)) return t;
   }
   throw chorus_cli::usage_error("unknown or unsupported --type '" + name + "' (e.g. q4_0, q8_0, q4_k, q6_k, f16)");
 }
@@ -133,4 +137,4 @@ const chorus_cli::registration synth_command{
     "synth", "write a synthetic model (random weights, real tokenizer) for speed measurements",
     "--vocab VOCAB.gguf --out OUT.gguf [--shape llama-3.2-1b|tiny] [--type q4_0|q8_0|q4_k|...]", &run};
 
-}  // namespace
+}  // namespace cmd_synth

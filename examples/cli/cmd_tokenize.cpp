@@ -9,7 +9,7 @@
 #include "command.hpp"
 #include "common.hpp"
 
-namespace {
+namespace cmd_tokenize {
 
 int run(std::span<const std::string_view> args) {
   const chorus_cli::arguments a(args, {"json", "no-bos", "special"});
@@ -34,23 +34,13 @@ int run(std::span<const std::string_view> args) {
   chorus_cli::warn_about(tk.vocabulary(), model_path);
   const auto ids = tk.encode(text, !no_bos, special);
   if (json) {
-    // Pieces are strings: valid UTF-8 as is, other bytes as \u00XX of the byte value.
-    std::string out = "{\"ids\":[";
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      if (i) out += ',';
-      out += std::to_string(ids[i]);
-    }
-    out += "],\"pieces\":[";
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      if (i) out += ',';
-      chorus::json::write_string(out, tk.token_to_piece(ids[i], true));
-    }
-    out += "]}";
-    std::cout << out << "\n";
+    // Pieces are strings: valid UTF-8 as is, other bytes (a byte token's half character) as U+FFFD.
+    chorus_cli::json pieces = chorus_cli::json::array();
+    for (const auto id : ids) pieces.push_back(tk.token_to_piece(id, true));
+    std::cout << chorus_cli::dump({{"ids", ids}, {"pieces", std::move(pieces)}}) << "\n";
   } else {
     for (const auto id : ids) {
-      std::string piece;
-      chorus::json::write_string(piece, tk.token_to_piece(id, true));
+      const std::string piece = chorus_cli::dump(tk.token_to_piece(id, true));  // quoted, escapes visible
       std::printf("%6d %s\n", id, piece.c_str());
     }
   }
@@ -61,4 +51,4 @@ const chorus_cli::registration tokenize_command{"tokenize", "print the token ids
                                                 "--model M.gguf (--text T | --file F) [--no-bos] [--special] [--json]",
                                                 &run};
 
-}  // namespace
+}  // namespace cmd_tokenize

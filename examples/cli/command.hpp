@@ -1,6 +1,7 @@
 // chorus CLI — sub-command registry and a small argument parser shared by the commands.
 //
-// Each sub-command lives in its own cmd_<name>.cpp and registers itself with
+// Each sub-command lives in its own cmd_<name>.cpp, in namespace cmd_<name> (the tool builds
+// as unity sources: no two commands may share a name), and registers itself with
 // `const chorus_cli::registration reg{"name", "summary", "usage", &run};`.
 #pragma once
 

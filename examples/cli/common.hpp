@@ -4,11 +4,24 @@
 #include <chorus/chorus.hpp>
 
 #include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "command.hpp"
 
 namespace chorus_cli {
+
+// JSON output of the commands: members in the order set. Model text need not be UTF-8 (a
+// generation can stop inside a character); such bytes are written as U+FFFD.
+using json = nlohmann::ordered_json;
+inline std::string dump(const json& value, int indent = -1) {
+  return value.dump(indent, ' ', false, json::error_handler_t::replace);
+}
 
 // A vocabulary whose tokenizer.ggml.pre chorus does not know is split with the default BPE
 // patterns; ids may then differ from the model's training tokenizer, so say it once on stderr.
@@ -39,6 +52,29 @@ decltype(auto) with_kv_type(const arguments& a, Body&& body) {
   if (kv == "f16") return body(chorus::fp16{});
   if (kv == "f32") return body(float{});
   throw usage_error("--kv expects f16 or f32, got '" + kv + "'");
+}
+
+inline std::string read_text_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) chorus::fail(chorus::errc::file_not_found, what, " '", path, "' cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// --tools FILE: an array of OpenAI tool specs ({"type": "function", "function": {...}}), or one.
+inline std::vector<json> read_tool_specs(const std::string& path) {
+  const std::string text = read_text_file(path, "--tools");
+  json all;
+  try {
+    all = json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    chorus::fail(chorus::errc::invalid_argument, "--tools '", path, "': not valid JSON (", e.what(), ")");
+  }
+  if (!all.is_array()) all = json::array({all});
+  std::vector<json> specs(all.begin(), all.end());
+  for (std::size_t i = 0; i < specs.size(); ++i) chorus::sample::tool_function_of(specs[i], i);  // each names a function
+  return specs;
 }
 
 }  // namespace chorus_cli

@@ -1,58 +1,14 @@
-// chorus — umbrella header: on-device LLM inference and model fusion.
+// chorus — umbrella header: on-device LLM inference (chorus/inference.hpp) and model fusion
+// (fusion/: needs Boost.Asio).
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include "chorus/config.hpp"
-#include "chorus/version.hpp"
-
-// core/
-#include "chorus/core/error.hpp"
-#include "chorus/core/fp16.hpp"
-#include "chorus/core/mapped_file.hpp"
-#include "chorus/core/utf8.hpp"
-
-// gguf/
-#include "chorus/gguf/tensor_type.hpp"
-#include "chorus/gguf/file.hpp"
-#include "chorus/gguf/writer.hpp"
-
-// quant/
-#include "chorus/quant/traits.hpp"
-#include "chorus/quant/formats.hpp"
-
-// simd/
-#include "chorus/simd/int8_dot.hpp"
-#include "chorus/simd/dot_small.hpp"
-#include "chorus/simd/float_kernels.hpp"
-#include "chorus/simd/dot.hpp"
-#include "chorus/simd/gemv.hpp"
-#include "chorus/core/json.hpp"
-#include "chorus/core/cpu.hpp"
-#include "chorus/core/thread_pool.hpp"
-
-// model/
-#include "chorus/model/hparams.hpp"
-#include "chorus/model/weights.hpp"
-#include "chorus/model/kv_cache.hpp"
-#include "chorus/model/rope.hpp"
-#include "chorus/model/model.hpp"
-
-// tokenizer/
-#include "chorus/tokenizer/utf8.hpp"
-#include "chorus/tokenizer/unicode_tables.hpp"
-#include "chorus/tokenizer/vocab.hpp"
-#include "chorus/tokenizer/pre_tokenize.hpp"
-#include "chorus/tokenizer/tokenizer.hpp"
-#include "chorus/tokenizer/chat_template.hpp"
-
-// sample/, generate/
-#include "chorus/sample/sampler.hpp"
-#include "chorus/generate/stop_strings.hpp"
-#include "chorus/generate/session.hpp"
+#include "chorus/inference.hpp"
 
 // fusion/
 #include "chorus/fusion/request.hpp"
 #include "chorus/fusion/decision.hpp"
+#include "chorus/fusion/extract.hpp"
 #include "chorus/fusion/concepts.hpp"
 #include "chorus/fusion/policy.hpp"
 #include "chorus/fusion/gather.hpp"
@@ -66,3 +22,15 @@
 #include "chorus/fusion/judges/best_of.hpp"
 #include "chorus/fusion/judges/merge.hpp"
 #include "chorus/fusion/judges/debate.hpp"
+#include "chorus/fusion/judges/agreement.hpp"
+#include "chorus/fusion/judges/verifier.hpp"
+#include "chorus/fusion/plan.hpp"
+#include "chorus/fusion/openai.hpp"
+
+// The network parts: remote members (fusion/remote_member.hpp) and the OpenAI-compatible server
+// (server/). They need Boost.Beast and OpenSSL (link -lssl -lcrypto; the CMake target
+// chorus::network does both), so they are opt-in: define CHORUS_NETWORK before including this
+// header, or include "chorus/network.hpp".
+#if defined(CHORUS_NETWORK)
+#include "chorus/network.hpp"
+#endif

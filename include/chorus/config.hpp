@@ -10,9 +10,13 @@
 #define CHORUS_ABI abi_v0
 #endif
 
-// Block formats compiled in. A game that ships one Q4_K_M model can shrink the list by
-// defining CHORUS_FORMATS_MINIMAL and then CHORUS_WITH_<FORMAT> for the formats it needs,
-// before including chorus. A tensor in a format not compiled in is rejected at load time.
+// Block formats compiled in: one list of block types, chorus::quant::compiled_formats
+// (quant/formats.hpp). A game that ships one Q4_K_M model names its own list before including
+// chorus:
+//   #define CHORUS_FORMAT_LIST chorus::quant::formats<chorus::quant::block_q4_k, chorus::quant::block_q6_k>
+// Without it, the list is built from these macros: all formats, or with CHORUS_FORMATS_MINIMAL
+// only those whose CHORUS_WITH_<FORMAT> is 1 (F32 is always in the default list). A tensor in a
+// format not compiled in is rejected at load time.
 #ifdef CHORUS_FORMATS_MINIMAL
 #define CHORUS_FORMAT_DEFAULT 0
 #else
@@ -54,6 +58,12 @@
 #ifndef CHORUS_WITH_Q6_K
 #define CHORUS_WITH_Q6_K CHORUS_FORMAT_DEFAULT
 #endif
+#ifndef CHORUS_WITH_IQ4_NL
+#define CHORUS_WITH_IQ4_NL CHORUS_FORMAT_DEFAULT
+#endif
+#ifndef CHORUS_WITH_IQ4_XS
+#define CHORUS_WITH_IQ4_XS CHORUS_FORMAT_DEFAULT
+#endif
 
 // Platform.
 #if defined(_WIN32)
@@ -64,12 +74,15 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CHORUS_ALWAYS_INLINE inline __attribute__((always_inline))
+#define CHORUS_LAMBDA_INLINE __attribute__((always_inline))
 #define CHORUS_RESTRICT __restrict__
 #elif defined(_MSC_VER)
 #define CHORUS_ALWAYS_INLINE __forceinline
+#define CHORUS_LAMBDA_INLINE
 #define CHORUS_RESTRICT __restrict
 #else
 #define CHORUS_ALWAYS_INLINE inline
+#define CHORUS_LAMBDA_INLINE
 #define CHORUS_RESTRICT
 #endif
 

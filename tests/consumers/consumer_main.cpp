@@ -1,6 +1,7 @@
 // A consumer program: what a user of chorus writes first. Shared by the three consumer
-// projects (installed package, add_subdirectory, copied single header).
-#include <chorus/chorus.hpp>
+// projects (installed package, add_subdirectory, copied single headers).
+#include <chorus/inference.hpp>  // as a header of the program's might, before the full one:
+#include <chorus/chorus.hpp>     // each single header guards its parts, so both go in one file
 
 #include <cstdio>
 #include <string>

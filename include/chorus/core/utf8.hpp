@@ -1,4 +1,4 @@
-// chorus — encoding a code point as UTF-8 (shared by the JSON reader and the tokenizers).
+// chorus — encoding a code point as UTF-8: the one encoder (the tokenizers and the stream decoder).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,6 @@
 // chorus — one fusion request: the members answer concurrently under a policy, then the judge
-// decides; the report says who answered, how long everything took and why the answer won.
+// decides; the report says who answered, who failed and why, how long everything took and why
+// the answer won.
 #pragma once
 
 #include <algorithm>
@@ -23,7 +24,25 @@ asio::awaitable<report> fuse(std::span<const any_member> members, J& judge, requ
   report out;
   out.mode = judge.name();
   out.asked = r;
-  out.members = co_await gather(members, std::span(&r, 1), rule);
+  out.asked.stream = {};
+  gathered panel = co_await gather(members, std::span(&r, 1), std::move(rule));
+  out.members = std::move(panel.candidates);
+  out.stopped_because = std::move(panel.stopped_because);
+  out.stopped_early = panel.stopped_early;
+  if (out.stopped_early > 0) {
+    // What the stopped calls would still have made, had they run as long as the finished ones.
+    std::size_t finished_tokens = 0, finished = 0, stopped_tokens = 0;
+    for (const auto& c : out.members) {
+      if (c.status == member_status::ok) {
+        finished_tokens += c.tokens.completion_tokens;
+        ++finished;
+      } else if (c.status == member_status::cancelled || c.status == member_status::timed_out) {
+        stopped_tokens += c.tokens.completion_tokens;
+      }
+    }
+    const std::size_t expected = finished ? finished_tokens * out.stopped_early / finished : 0;
+    out.tokens_saved = expected > stopped_tokens ? expected - stopped_tokens : 0;
+  }
   out.verdict = co_await judge.decide(r, out.members);
   out.wall_ms = elapsed_ms(start);
   double slowest = 0.0;

@@ -1,5 +1,6 @@
-// chorus — the record of one fusion: each member's answer and timings, the judge's decision
-// and reasons, the wall time and what orchestration added to it; also as JSON.
+// chorus — the record of one fusion: each member's answer and timings, the failed members and
+// why, what stopped the wait, the judge's decision and reasons, the wall time and what
+// orchestration added to it; also as JSON.
 #pragma once
 
 #include <algorithm>
@@ -7,7 +8,6 @@
 #include <vector>
 
 #include "chorus/config.hpp"
-#include "chorus/core/json.hpp"
 #include "chorus/fusion/decision.hpp"
 #include "chorus/fusion/request.hpp"
 
@@ -16,8 +16,11 @@ namespace chorus::inline CHORUS_ABI::fusion {
 struct report {
   std::string mode;
   request asked;
-  std::vector<candidate> members;
+  std::vector<candidate> members;  // one per member call (member x sample)
   decision verdict;
+  std::string stopped_because;     // the policy's reason, when it cancelled calls still running
+  std::size_t stopped_early = 0;   // calls the policy cancelled or timed out
+  std::size_t tokens_saved = 0;    // estimate: what the stopped calls would still have generated
   double wall_ms = 0.0;
   double overhead_ms = 0.0;  // wall time minus the critical path (slowest member + judge)
 
@@ -26,54 +29,54 @@ struct report {
       return c.status == member_status::ok;
     }));
   }
+  std::size_t completion_tokens() const {
+    std::size_t n = 0;
+    for (const auto& c : members) n += c.tokens.completion_tokens;
+    return n;
+  }
 
-  json::value to_json() const {
-    auto candidate_json = [](const candidate& c) {
-      json::value m;
-      m.set("name", c.member);
-      m.set("status", std::string(to_string(c.status)));
-      if (!c.error.empty()) m.set("error", c.error);
-      m.set("latency_ms", c.latency_ms);
-      m.set("compute_ms", c.compute_ms);
-      m.set("prompt_tokens", static_cast<std::int64_t>(c.prompt_tokens));
-      m.set("generated_tokens", static_cast<std::int64_t>(c.generated_tokens));
-      m.set("tokens_per_second", c.tokens_per_second());
-      m.set("mean_logprob", c.mean_logprob);
-      m.set("text", c.text);
-      return m;
-    };
-    json::value out;
-    out.set("mode", mode);
-    out.set("prompt", asked.prompt);
-    json::array members_json;
-    for (const auto& c : members) members_json.push_back(candidate_json(c));
-    out.set("members", std::move(members_json));
-    json::value v;
-    v.set("method", verdict.method);
-    v.set("answer", verdict.answer);
-    if (verdict.chosen) v.set("chosen", members.at(*verdict.chosen).member);
-    else v.set("chosen", nullptr);
-    json::array scores, reasons, contributors, outputs, rounds;
-    for (double s : verdict.scores) scores.emplace_back(s);
-    for (const auto& r : verdict.reasons) reasons.emplace_back(r);
-    for (auto i : verdict.contributors) contributors.emplace_back(members.at(i).member);
-    for (const auto& o : verdict.judge_outputs) outputs.emplace_back(o);
-    for (const auto& round : verdict.rounds) {
-      json::array answers;
-      for (const auto& c : round) answers.push_back(candidate_json(c));
-      rounds.emplace_back(std::move(answers));
+  // Texts are the models' bytes, which need not be UTF-8 (a generation can stop inside a
+  // character): dump with nlohmann::ordered_json::error_handler_t::replace.
+  json to_json() const {
+    json out;
+    out["mode"] = mode;
+    out["question"] = asked.question();
+    out["samples_per_member"] = asked.n;
+    json members_json = json::array();
+    json failed = json::array();
+    for (const auto& c : members) {
+      members_json.push_back(fusion::to_json(c));
+      if (c.status == member_status::failed) failed.push_back({{"name", c.member}, {"sample", c.sample}, {"error", c.error}});
     }
-    v.set("scores", std::move(scores));
-    v.set("reasons", std::move(reasons));
-    v.set("contributors", std::move(contributors));
-    v.set("rationale", verdict.rationale);
-    v.set("fell_back", verdict.fell_back);
-    v.set("judge_outputs", std::move(outputs));
-    v.set("rounds", std::move(rounds));
-    v.set("judge_ms", verdict.judge_ms);
-    out.set("decision", std::move(v));
-    out.set("wall_ms", wall_ms);
-    out.set("overhead_ms", overhead_ms);
+    out["members"] = std::move(members_json);
+    out["failed_members"] = std::move(failed);
+    out["answered"] = answered();
+    json v;
+    v["method"] = verdict.method;
+    v["answer"] = verdict.answer;
+    if (!verdict.tool_calls.empty()) {
+      json calls = json::array();
+      for (const auto& t : verdict.tool_calls) calls.push_back({{"id", t.id}, {"name", t.name}, {"arguments", t.arguments}});
+      v["tool_calls"] = std::move(calls);
+    }
+    if (verdict.chosen) {
+      v["chosen"] = members.at(*verdict.chosen).member;
+      v["chosen_index"] = *verdict.chosen;
+    } else {
+      v["chosen"] = nullptr;
+    }
+    v["scores"] = verdict.scores;
+    v["rationale"] = verdict.rationale;
+    v["fell_back"] = verdict.fell_back;
+    v["judge_ms"] = verdict.judge_ms;
+    v["details"] = verdict.details;
+    out["decision"] = std::move(v);
+    if (!stopped_because.empty()) {
+      out["stopped"] = {{"because", stopped_because}, {"calls", stopped_early}, {"tokens_saved_estimate", tokens_saved}};
+    }
+    out["completion_tokens"] = completion_tokens();
+    out["wall_ms"] = wall_ms;
+    out["overhead_ms"] = overhead_ms;
     return out;
   }
 };

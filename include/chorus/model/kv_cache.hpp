@@ -68,6 +68,18 @@ class kv_cache {
     if (seq >= n_seq_) fail(errc::out_of_range, "sequence ", seq, " does not exist (the context has ", n_seq_, ")");
   }
 
+  // The free pages prepare_write(seq, begin, end) would take (new pages and copies of shared ones).
+  std::size_t pages_needed(std::size_t seq, std::size_t begin, std::size_t end) const {
+    check_sequence(seq);
+    if (begin >= end) return 0;
+    const std::uint32_t* table = table_.data() + seq * pages_per_seq_;
+    const std::size_t first = begin / page_positions, last = std::min(end - 1, n_ctx_ - 1) / page_positions;
+    std::size_t needed = 0;
+    for (std::size_t i = first; i <= last; ++i) needed += table[i] == no_page || references_[table[i]] > 1;
+    return needed;
+  }
+  std::size_t pages_free() const noexcept { return free_.size(); }
+
   // Gives `seq` pages of its own for positions [begin, end): allocates missing pages and copies
   // the pages it still shares with another sequence. Call before writing those positions.
   void prepare_write(std::size_t seq, std::size_t begin, std::size_t end) {

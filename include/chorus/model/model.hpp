@@ -78,6 +78,8 @@ class basic_context {
  public:
   using kv_element = KvElement;
   static constexpr std::size_t max_head_dim = 512;
+  // Below this many multiply-adds a matrix product or an attention step is not split over threads.
+  static constexpr std::size_t parallel_macs = std::size_t{1} << 19;
 
   explicit basic_context(const model& m, context_options options = {}) : model_(&m), options_(options) {
     const auto& h = m.params();
@@ -112,11 +114,13 @@ class basic_context {
     token_seq_.resize(b);
     token_pos_.resize(b);
     batch_tokens_.resize(b);
+    output_rows_.resize(b);
   }
 
   const model& owner() const noexcept { return *model_; }
   std::size_t n_ctx() const noexcept { return options_.n_ctx; }
   std::size_t n_seq() const noexcept { return options_.n_seq; }
+  std::size_t n_batch() const noexcept { return options_.n_batch; }
   std::size_t position(std::size_t seq = 0) const { return cache_.length(seq); }
   void reset(std::size_t seq = 0) { cache_.truncate(seq, 0); }
   void truncate(std::size_t seq, std::size_t n) { cache_.truncate(seq, n); }
@@ -152,20 +156,29 @@ class basic_context {
         token_pos_[t] = start + t;
       }
       cache_.prepare_write(seq, start, start + n);
-      forward(tokens.subspan(done, n), all_logits ? logits_.data() + done * h.n_vocab : nullptr, !all_logits && last_chunk);
+      std::size_t n_rows = 0;
+      if (all_logits) {
+        for (std::size_t t = 0; t < n; ++t) output_rows_[n_rows++] = t;
+      } else if (last_chunk) {
+        output_rows_[n_rows++] = n - 1;
+      }
+      forward(tokens.subspan(done, n), std::span<const std::size_t>(output_rows_.data(), n_rows),
+              all_logits ? logits_.data() + done * h.n_vocab : logits_.data());
       cache_.set_length(seq, start + n);
     }
     return all_logits ? std::span<const float>(logits_.data(), tokens.size() * h.n_vocab)
                       : std::span<const float>(logits_.data(), h.n_vocab);
   }
 
-  // One token for each of several sequences, evaluated in one forward pass: the weights are read
-  // once for all of them (a gemm instead of one gemv per sequence), which is what makes N
-  // candidates of one model nearly as fast as one. Entries of the same sequence take its next
-  // positions in order. Returns batch.size() rows of n_vocab logits, valid until the next call.
+  // Tokens of several sequences, evaluated in one forward pass: the weights are read once for all
+  // of them (a gemm instead of one gemv per sequence), which is what makes N candidates of one
+  // model nearly as fast as one. Entries of the same sequence take its next positions in order
+  // (several prompts can be evaluated together this way). Returns one row of n_vocab logits per
+  // entry whose `logits` is set, in order, valid until the next call.
   struct batch_token {
     std::int32_t token;
     std::size_t seq;
+    bool logits = true;
   };
   std::span<const float> decode_batch(std::span<const batch_token> batch) {
     const auto& h = model_->params();
@@ -191,30 +204,41 @@ class basic_context {
     }
     // Pages for every token first, so that running out of them fails before anything is written.
     for (std::size_t t = 0; t < batch.size(); ++t) cache_.prepare_write(token_seq_[t], token_pos_[t], token_pos_[t] + 1);
-    if (logits_.size() < batch.size() * h.n_vocab) logits_.resize(batch.size() * h.n_vocab);
-    forward(std::span<const std::int32_t>(batch_tokens_.data(), batch.size()), logits_.data(), false);
+    std::size_t n_rows = 0;
+    for (std::size_t t = 0; t < batch.size(); ++t) {
+      if (batch[t].logits) output_rows_[n_rows++] = t;
+    }
+    if (logits_.size() < n_rows * h.n_vocab) logits_.resize(n_rows * h.n_vocab);
+    forward(std::span<const std::int32_t>(batch_tokens_.data(), batch.size()),
+            std::span<const std::size_t>(output_rows_.data(), n_rows), logits_.data());
     for (std::size_t t = 0; t < batch.size(); ++t) cache_.set_length(token_seq_[t], token_pos_[t] + 1);
-    return std::span<const float>(logits_.data(), batch.size() * h.n_vocab);
+    return std::span<const float>(logits_.data(), n_rows * h.n_vocab);
   }
 
  private:
-  // y[i][0..w.rows) = w . x[i] for n rows of x (w.cols floats each).
+  // y[i][0..w.rows) = w . x[i] for n rows of x (w.cols floats each). The kernels are those of the
+  // instruction-set level that runs (simd::active_kernels(): looked up here, in the calling thread,
+  // so that an unusable CHORUS_ISA fails before any task starts).
   void matmul(const matrix& w, const float* x, std::size_t n, float* y) {
     quant::dispatch(w.type, [&](auto tag) {
       using Block = typename decltype(tag)::type;
       using activation = typename quant::block_traits<Block>::activation;
+      const auto& kernels = simd::active_kernels().of<Block>();
       const std::size_t act_per_row = simd::activation_bytes<Block>(w.cols) / sizeof(activation);
       auto* act = reinterpret_cast<activation*>(activations_.data());
       for (std::size_t i = 0; i < n; ++i) simd::quantize_activation<Block>(x + i * w.cols, act + i * act_per_row, w.cols);
       const auto* blocks = reinterpret_cast<const Block*>(w.data);
-      const std::size_t n_tasks = std::min<std::size_t>(w.rows, pool_->size() * 8);
+      // Small products run on the calling thread: waking the pool costs microseconds when it is
+      // idle and a scheduler time slice when the machine is busy, more than a small matrix takes.
+      const bool small = w.rows * w.cols * n < parallel_macs;
+      const std::size_t n_tasks = small ? 1 : std::min<std::size_t>(w.rows, pool_->size() * 8);
       pool_->parallel_for(n_tasks, [&](std::size_t task, std::size_t) {
         const std::size_t begin = w.rows * task / n_tasks;
         const std::size_t end = w.rows * (task + 1) / n_tasks;
         if (n == 1) {
-          simd::gemv(blocks, begin, end, w.cols, act, y);
+          kernels.gemv(blocks, begin, end, w.cols, act, y);
         } else {
-          simd::gemm(blocks, begin, end, w.cols, act, n, act_per_row, y, w.rows);
+          kernels.gemm(blocks, begin, end, w.cols, act, n, act_per_row, y, w.rows);
         }
       });
     });
@@ -229,8 +253,9 @@ class basic_context {
   }
 
   // The forward pass of tokens[t] at (token_seq_[t], token_pos_[t]), whose KV pages the caller
-  // made writable; the caller sets the sequences' lengths afterwards.
-  void forward(std::span<const std::int32_t> tokens, float* all_logits, bool last_logits) {
+  // made writable; the logits of the tokens listed in `rows` go to `out`, one row each. The
+  // caller sets the sequences' lengths afterwards.
+  void forward(std::span<const std::int32_t> tokens, std::span<const std::size_t> rows, float* out) {
     const auto& h = model_->params();
     const auto& w = model_->tensors();
     const std::size_t n = tokens.size();
@@ -276,18 +301,19 @@ class basic_context {
       for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, l.ffn_norm, xn_.data() + t * d, d, h.rms_eps);
       matmul(l.w_gate, xn_.data(), n, gate_.data());
       matmul(l.w_up, xn_.data(), n, up_.data());
-      simd::swiglu<>(gate_.data(), up_.data(), gate_.data(), n * h.n_ff);
+      // Row by row: over the whole batch at once, a row's elements would fall on other vector lanes
+      // (and the scalar tail) depending on its place in the batch, and batching would change results.
+      for (std::size_t t = 0; t < n; ++t) {
+        simd::swiglu<>(gate_.data() + t * h.n_ff, up_.data() + t * h.n_ff, gate_.data() + t * h.n_ff, h.n_ff);
+      }
       matmul(l.w_down, gate_.data(), n, xn_.data());
       for (std::size_t t = 0; t < n; ++t) simd::add<>(x_.data() + t * d, xn_.data() + t * d, d);
     }
 
-    if (all_logits != nullptr) {
-      for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, w.output_norm, xn_.data() + t * d, d, h.rms_eps);
-      matmul(w.output, xn_.data(), n, all_logits);
-    } else if (last_logits) {
-      simd::rmsnorm<>(x_.data() + (n - 1) * d, w.output_norm, xn_.data(), d, h.rms_eps);
-      matmul(w.output, xn_.data(), 1, logits_.data());
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      simd::rmsnorm<>(x_.data() + rows[k] * d, w.output_norm, xn_.data() + k * d, d, h.rms_eps);
     }
+    if (!rows.empty()) matmul(w.output, xn_.data(), rows.size(), out);
   }
 
   static void store_kv(const float* in, KvElement* out, std::size_t n) noexcept {
@@ -324,7 +350,18 @@ class basic_context {
     const std::size_t hd = h.head_dim, group = h.n_group();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const std::size_t stride = options_.n_ctx + 16;
-    pool_->parallel_for(n * h.n_head, [&](std::size_t task, std::size_t thread) {
+    std::size_t work = 0;  // multiply-adds of q.k and of the weighted values
+    for (std::size_t t = 0; t < n; ++t) work += 2 * (token_pos_[t] + 1) * hd * h.n_head;
+    const std::size_t tasks = n * h.n_head;
+    // one task at a time on this thread when the work is small (see matmul)
+    const auto run = [&](auto&& body) {
+      if (work < parallel_macs) {
+        for (std::size_t task = 0; task < tasks; ++task) body(task, 0);
+      } else {
+        pool_->parallel_for(tasks, body);
+      }
+    };
+    run([&](std::size_t task, std::size_t thread) {
       const std::size_t t = task / h.n_head, head = task % h.n_head, kv_head = head / group;
       const std::size_t seq = token_seq_[t], pos = token_pos_[t];
       const std::size_t first = h.sliding_window && pos + 1 > *h.sliding_window ? pos + 1 - *h.sliding_window : 0;
@@ -356,6 +393,7 @@ class basic_context {
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, scores_, rope_cos_, rope_sin_, logits_;
   std::vector<std::size_t> token_seq_, token_pos_;  // sequence and position of each token of a step
   std::vector<std::int32_t> batch_tokens_;
+  std::vector<std::size_t> output_rows_;  // the tokens of a step whose logits are asked for
   std::vector<double> inv_freq_;  // radians per position of each rotated pair (rope.hpp)
   double rope_mscale_ = 1.0;
   std::vector<std::uint64_t> activations_;  // quantized activations, 8-byte aligned

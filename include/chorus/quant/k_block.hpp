@@ -2,12 +2,22 @@
 // unpacks to int8 quants q with integer sub-block scales (and minimums), value =
 // d * scale[s] * q - dmin * min[s]. Dequantize and the reference dot with Q8_K are written
 // once here over that unpacking; each format supplies unpack/scales (and pack for quantize).
+//
+// Each format's traits give two decoders of the same super-block:
+//   unpack(block, unpacked&)               the scalar decoder: the test oracle and the reference path
+//   group<Level, G>(block) -> bytes        the vector decoder: the quants of weights 32G..32G+31 as
+//                                          unsigned bytes u (value = u - quant_offset, or signed
+//                                          bytes when signed_quants), over a level's vocabulary
+//   scales<Level>(block) -> k_scales<L>    the scale (and minimum) of every 16 weights as int8
+//                                          lanes (formats with 32-weight sub-blocks repeat each)
+// The kernels of simd/ (kernels.hpp) are written once over these.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "chorus/config.hpp"
 #include "chorus/core/fp16.hpp"
@@ -27,6 +37,27 @@ struct unpacked {
   float d;
   float dmin;
 };
+
+// A super-block's sub-block scales and minimums (zero for formats without), one per 16 weights.
+template <class L>
+struct k_scales {
+  typename L::scales16 scales;
+  typename L::scales16 mins;
+};
+
+// Q4_K's and Q5_K's 12-byte packing of eight 6-bit scales and minimums (see q4_k.hpp), four at a
+// time in 32-bit words, each as one per 16 weights.
+template <class L>
+CHORUS_ALWAYS_INLINE k_scales<L> scales_6bit(const std::uint8_t* s) noexcept {
+  std::uint32_t w[3];
+  std::memcpy(w, s, 12);
+  const std::uint32_t scales_lo = w[0] & 0x3F3F3F3Fu;
+  const std::uint32_t mins_lo = w[1] & 0x3F3F3F3Fu;
+  const std::uint32_t scales_hi = (w[2] & 0x0F0F0F0Fu) | (((w[0] >> 6) & 0x03030303u) << 4);
+  const std::uint32_t mins_hi = ((w[2] >> 4) & 0x0F0F0F0Fu) | (((w[1] >> 6) & 0x03030303u) << 4);
+  return {L::widen_pairs(L::scales_from_words(scales_lo, scales_hi, 0, 0)),
+          L::widen_pairs(L::scales_from_words(mins_lo, mins_hi, 0, 0))};
+}
 
 template <class Block>
 void dequantize(const Block* in, float* out, std::size_t n) noexcept {

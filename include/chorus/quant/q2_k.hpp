@@ -3,10 +3,7 @@
 #pragma once
 
 #include <cstdint>
-
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
+#include <cstring>
 
 #include "chorus/quant/k_block.hpp"
 
@@ -30,6 +27,7 @@ struct block_traits<block_q2_k> {
   static constexpr int quant_levels = 4;
   static constexpr int quant_offset = 0;
   static constexpr int scale_levels = 16;
+  static constexpr bool signed_quants = false;
   using activation = block_q8_k;
 
   // Element i: half n = i / 128, shift group j = (i % 128) / 32, lane l = i % 32; its two
@@ -41,21 +39,23 @@ struct block_traits<block_q2_k> {
     }
     u.d = b.d.to_float();
     u.dmin = b.dmin.to_float();
-#if defined(__AVX2__)
-    const __m256i three = _mm256_set1_epi8(3);
-    for (int n = 0; n < 2; ++n) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
-      for (int j = 0; j < 4; ++j) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 128 * n + 32 * j),
-                            _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * j)), three));
-      }
-    }
-    return;
-#endif
     for (int i = 0; i < 256; ++i) {
       const int n = i / 128, j = (i % 128) / 32, l = i % 32;
       u.q[i] = static_cast<std::int8_t>((b.qs[32 * n + l] >> (2 * j)) & 3);
     }
+  }
+  // Group G = 4n + j: bits 2j..2j+1 of qs[32n ..].
+  template <class L, int G>
+  CHORUS_ALWAYS_INLINE static typename L::bytes group(const block_q2_k& b) noexcept {
+    return L::template shr<2 * (G % 4)>(L::load(b.qs + 32 * (G / 4)), 3);
+  }
+  template <class L>
+  CHORUS_ALWAYS_INLINE static k_block::k_scales<L> scales(const block_q2_k& b) noexcept {
+    std::uint32_t w[4];
+    std::memcpy(w, b.scales, 16);
+    constexpr std::uint32_t low4 = 0x0F0F0F0Fu;
+    return {L::scales_from_words(w[0] & low4, w[1] & low4, w[2] & low4, w[3] & low4),
+            L::scales_from_words((w[0] >> 4) & low4, (w[1] >> 4) & low4, (w[2] >> 4) & low4, (w[3] >> 4) & low4)};
   }
   static void pack(const k_block::unpacked& u, block_q2_k& b) noexcept {
     for (auto& q : b.qs) q = 0;

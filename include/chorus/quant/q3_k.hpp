@@ -3,10 +3,7 @@
 #pragma once
 
 #include <cstdint>
-
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
+#include <cstring>
 
 #include "chorus/quant/k_block.hpp"
 
@@ -30,6 +27,7 @@ struct block_traits<block_q3_k> {
   static constexpr int quant_levels = 8;
   static constexpr int quant_offset = 4;
   static constexpr int scale_levels = 64;
+  static constexpr bool signed_quants = false;
   using activation = block_q8_k;
 
   // Element i (n = i / 128, j = (i % 128) / 32, l = i % 32): low bits 2j..2j+1 of
@@ -45,29 +43,39 @@ struct block_traits<block_q3_k> {
     }
     u.d = b.d.to_float();
     u.dmin = 0.0f;
-#if defined(__AVX2__)
-    const __m256i three = _mm256_set1_epi8(3);
-    const __m256i one = _mm256_set1_epi8(1);
-    const __m256i four = _mm256_set1_epi8(4);
-    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
-    for (int n = 0; n < 2; ++n) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
-      for (int j = 0; j < 4; ++j) {
-        const __m256i low = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * j)), three);
-        const __m256i high = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * n + j)), one);
-        // q = low - 4 when the high bit is clear, low when it is set
-        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 2)), four);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 128 * n + 32 * j), q);
-      }
-    }
-    return;
-#endif
     for (int i = 0; i < 256; ++i) {
       const int n = i / 128, j = (i % 128) / 32, l = i % 32;
       const int low = (b.qs[32 * n + l] >> (2 * j)) & 3;
       const int high = (b.hmask[l] >> (4 * n + j)) & 1;
       u.q[i] = static_cast<std::int8_t>(low - (high ? 0 : 4));
     }
+  }
+  // Group G = 4n + j: low bits 2j..2j+1 of qs[32n ..], high bit G of hmask[l] as bit 2 (u = q + 4).
+  template <class L, int G>
+  CHORUS_ALWAYS_INLINE static typename L::bytes group(const block_q3_k& b) noexcept {
+    const auto low = L::template shr<2 * (G % 4)>(L::load(b.qs + 32 * (G / 4)), 3);
+    const auto hm = L::load(b.hmask);
+    if constexpr (G <= 2) {
+      return L::or_(low, L::template shl<2 - G>(hm, 4));
+    } else {
+      return L::or_(low, L::template shr<G - 2>(hm, 4));
+    }
+  }
+  // Scale k: low 4 bits in nibble k / 8 of scales[k % 8], high 2 bits at 2 (k / 4) of scales[8 + k % 4],
+  // biased by 32; four at a time in 32-bit words.
+  template <class L>
+  CHORUS_ALWAYS_INLINE static k_block::k_scales<L> scales(const block_q3_k& b) noexcept {
+    std::uint32_t low[2], high;
+    std::memcpy(low, b.scales, 8);
+    std::memcpy(&high, b.scales + 8, 4);
+    constexpr std::uint32_t low4 = 0x0F0F0F0Fu, low2 = 0x03030303u;
+    // scales 4m..4m+3: their nibbles, and bits 2m..2m+1 of the high bytes as bits 4..5
+    const std::uint32_t w0 = (low[0] & low4) | ((high & low2) << 4);
+    const std::uint32_t w1 = (low[1] & low4) | (((high >> 2) & low2) << 4);
+    const std::uint32_t w2 = ((low[0] >> 4) & low4) | (((high >> 4) & low2) << 4);
+    const std::uint32_t w3 = ((low[1] >> 4) & low4) | (((high >> 6) & low2) << 4);
+    const auto s = L::scales_from_words(w0, w1, w2, w3);
+    return {L::sub(s, 32), s};  // (no minimums: the second member is unused)
   }
   static void pack(const k_block::unpacked& u, block_q3_k& b) noexcept {
     for (auto& q : b.qs) q = 0;

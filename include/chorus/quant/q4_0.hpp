@@ -21,7 +21,13 @@ struct block_traits<block_q4_0> {
   static constexpr block_kind kind = block_kind::symmetric;
   using activation = block_q8_0;
 
+  static constexpr bool unsigned_quants = false;
+
   static void unpack(const block_q4_0& b, std::int8_t* q) noexcept { small_block::unpack_nibbles(b.qs, q, 8); }
+  template <class L>
+  CHORUS_ALWAYS_INLINE static typename L::bytes quants(const block_q4_0& b) noexcept {
+    return L::sub(L::nibbles(b.qs), L::splat(8));
+  }
   static void dequantize(const block_q4_0* in, float* out, std::size_t n) noexcept { small_block::dequantize(in, out, n); }
   static void quantize(const float* in, block_q4_0* out, std::size_t n) noexcept {
     std::uint8_t q[32];

@@ -22,7 +22,13 @@ struct block_traits<block_q4_1> {
   static constexpr block_kind kind = block_kind::affine;
   using activation = block_q8_1;
 
+  static constexpr bool unsigned_quants = true;  // 0..15
+
   static void unpack(const block_q4_1& b, std::int8_t* q) noexcept { small_block::unpack_nibbles(b.qs, q, 0); }
+  template <class L>
+  CHORUS_ALWAYS_INLINE static typename L::bytes quants(const block_q4_1& b) noexcept {
+    return L::nibbles(b.qs);
+  }
   static void dequantize(const block_q4_1* in, float* out, std::size_t n) noexcept { small_block::dequantize(in, out, n); }
   static void quantize(const float* in, block_q4_1* out, std::size_t n) noexcept {
     std::uint8_t q[32];

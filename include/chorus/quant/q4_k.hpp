@@ -4,10 +4,6 @@
 
 #include <cstdint>
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 #include "chorus/quant/k_block.hpp"
 
 namespace chorus::inline CHORUS_ABI::quant {
@@ -60,6 +56,7 @@ struct block_traits<block_q4_k> {
   static constexpr int quant_levels = 16;
   static constexpr int quant_offset = 0;
   static constexpr int scale_levels = 64;
+  static constexpr bool signed_quants = false;
   using activation = block_q8_k;
 
   // Element i: chunk c = i / 64 of 32 bytes; the low nibbles of qs[32c + l] hold elements
@@ -68,19 +65,19 @@ struct block_traits<block_q4_k> {
     k_block::unpack_scales_6bit(b.scales, u.scales, u.mins);
     u.d = b.d.to_float();
     u.dmin = b.dmin.to_float();
-#if defined(__AVX2__)
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    for (int c = 0; c < 4; ++c) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 64 * c), _mm256_and_si256(bytes, mask));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 64 * c + 32), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
-    }
-    return;
-#endif
     for (int i = 0; i < 256; ++i) {
       const int c = i / 64, l = i % 32, half = (i % 64) / 32;
       u.q[i] = static_cast<std::int8_t>((b.qs[32 * c + l] >> (4 * half)) & 0x0F);
     }
+  }
+  // Group G: the low (even G) or high (odd G) nibbles of qs[32 (G / 2) ..].
+  template <class L, int G>
+  CHORUS_ALWAYS_INLINE static typename L::bytes group(const block_q4_k& b) noexcept {
+    return L::template shr<4 * (G % 2)>(L::load(b.qs + 32 * (G / 2)), 0x0F);
+  }
+  template <class L>
+  CHORUS_ALWAYS_INLINE static k_block::k_scales<L> scales(const block_q4_k& b) noexcept {
+    return k_block::scales_6bit<L>(b.scales);
   }
   static void pack(const k_block::unpacked& u, block_q4_k& b) noexcept {
     for (auto& q : b.qs) q = 0;

@@ -20,23 +20,18 @@ namespace small_block {
 inline void unpack_5bit(const std::uint8_t* qh, const std::uint8_t* qs, std::int8_t* q, int offset) noexcept {
   std::uint32_t high;
   std::memcpy(&high, qh, 4);
-#if defined(__AVX2__)
-  // nibbles as in Q4, then bit j of `high` becomes bit 4 of byte j
-  unpack_nibbles(qs, q, 0);
-  const __m256i shuffle = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3,
-                                           3, 3, 3, 3, 3);
-  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(high)), shuffle);
-  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
-  const __m256i is_set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-  const __m256i values = _mm256_or_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)),
-                                         _mm256_and_si256(is_set, _mm256_set1_epi8(0x10)));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_sub_epi8(values, _mm256_set1_epi8(static_cast<char>(offset))));
-  return;
-#endif
   for (int j = 0; j < 16; ++j) {
     q[j] = static_cast<std::int8_t>(((qs[j] & 0x0F) | (((high >> j) & 1u) << 4)) - offset);
     q[j + 16] = static_cast<std::int8_t>(((qs[j] >> 4) | (((high >> (j + 16)) & 1u) << 4)) - offset);
   }
+}
+// The vector decoder's part: nibbles as in Q4, and bit j of the little-endian qh word as bit 4
+// of lane j.
+template <class L>
+CHORUS_ALWAYS_INLINE typename L::bytes quants_5bit(const std::uint8_t* qh, const std::uint8_t* qs) noexcept {
+  std::uint32_t high;
+  std::memcpy(&high, qh, 4);
+  return L::or_(L::nibbles(qs), L::bit_bytes(high, 0x10));
 }
 inline void pack_5bit(const std::uint8_t* q, std::uint8_t* qh, std::uint8_t* qs) noexcept {
   pack_nibbles(q, qs);
@@ -54,7 +49,13 @@ struct block_traits<block_q5_0> {
   static constexpr block_kind kind = block_kind::symmetric;
   using activation = block_q8_0;
 
+  static constexpr bool unsigned_quants = false;
+
   static void unpack(const block_q5_0& b, std::int8_t* q) noexcept { small_block::unpack_5bit(b.qh, b.qs, q, 16); }
+  template <class L>
+  CHORUS_ALWAYS_INLINE static typename L::bytes quants(const block_q5_0& b) noexcept {
+    return L::sub(small_block::quants_5bit<L>(b.qh, b.qs), L::splat(16));
+  }
   static void dequantize(const block_q5_0* in, float* out, std::size_t n) noexcept { small_block::dequantize(in, out, n); }
   static void quantize(const float* in, block_q5_0* out, std::size_t n) noexcept {
     std::uint8_t q[32];

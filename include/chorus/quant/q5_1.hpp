@@ -24,7 +24,13 @@ struct block_traits<block_q5_1> {
   static constexpr block_kind kind = block_kind::affine;
   using activation = block_q8_1;
 
+  static constexpr bool unsigned_quants = true;  // 0..31
+
   static void unpack(const block_q5_1& b, std::int8_t* q) noexcept { small_block::unpack_5bit(b.qh, b.qs, q, 0); }
+  template <class L>
+  CHORUS_ALWAYS_INLINE static typename L::bytes quants(const block_q5_1& b) noexcept {
+    return small_block::quants_5bit<L>(b.qh, b.qs);
+  }
   static void dequantize(const block_q5_1* in, float* out, std::size_t n) noexcept { small_block::dequantize(in, out, n); }
   static void quantize(const float* in, block_q5_1* out, std::size_t n) noexcept {
     std::uint8_t q[32];

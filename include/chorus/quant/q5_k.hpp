@@ -3,10 +3,6 @@
 
 #include <cstdint>
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 #include "chorus/quant/k_block.hpp"
 #include "chorus/quant/q4_k.hpp"
 
@@ -31,6 +27,7 @@ struct block_traits<block_q5_k> {
   static constexpr int quant_levels = 32;
   static constexpr int quant_offset = 0;
   static constexpr int scale_levels = 64;
+  static constexpr bool signed_quants = false;
   using activation = block_q8_k;
 
   // Low 4 bits as in Q4_K; the fifth bit of element i is bit i / 32 of qh[i % 32].
@@ -38,27 +35,27 @@ struct block_traits<block_q5_k> {
     k_block::unpack_scales_6bit(b.scales, u.scales, u.mins);
     u.d = b.d.to_float();
     u.dmin = b.dmin.to_float();
-#if defined(__AVX2__)
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    const __m256i one = _mm256_set1_epi8(1);
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
-    for (int c = 0; c < 4; ++c) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
-      const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c)), one);
-      const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c + 1)), one);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 64 * c),
-                          _mm256_or_si256(_mm256_and_si256(bytes, mask), _mm256_slli_epi16(h0, 4)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 64 * c + 32),
-                          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask), _mm256_slli_epi16(h1, 4)));
-    }
-    return;
-#endif
     for (int i = 0; i < 256; ++i) {
       const int c = i / 64, l = i % 32, half = (i % 64) / 32;
       const int low = (b.qs[32 * c + l] >> (4 * half)) & 0x0F;
       const int high = (b.qh[l] >> (i / 32)) & 1;
       u.q[i] = static_cast<std::int8_t>(low | (high << 4));
     }
+  }
+  // Group G: Q4_K's nibbles, and bit G of qh[l] moved to bit 4.
+  template <class L, int G>
+  CHORUS_ALWAYS_INLINE static typename L::bytes group(const block_q5_k& b) noexcept {
+    const auto low = L::template shr<4 * (G % 2)>(L::load(b.qs + 32 * (G / 2)), 0x0F);
+    const auto qh = L::load(b.qh);
+    if constexpr (G <= 4) {
+      return L::or_(low, L::template shl<4 - G>(qh, 0x10));
+    } else {
+      return L::or_(low, L::template shr<G - 4>(qh, 0x10));
+    }
+  }
+  template <class L>
+  CHORUS_ALWAYS_INLINE static k_block::k_scales<L> scales(const block_q5_k& b) noexcept {
+    return k_block::scales_6bit<L>(b.scales);
   }
   static void pack(const k_block::unpacked& u, block_q5_k& b) noexcept {
     for (auto& q : b.qs) q = 0;

@@ -4,10 +4,6 @@
 
 #include <cstdint>
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 #include "chorus/quant/k_block.hpp"
 
 namespace chorus::inline CHORUS_ABI::quant {
@@ -30,6 +26,7 @@ struct block_traits<block_q6_k> {
   static constexpr int quant_levels = 64;
   static constexpr int quant_offset = 32;
   static constexpr int scale_levels = 256;
+  static constexpr bool signed_quants = false;
   using activation = block_q8_k;
 
   // Element i (n = i / 128, group g = (i % 128) / 32, lane l = i % 32): low 4 bits in nibble
@@ -41,31 +38,30 @@ struct block_traits<block_q6_k> {
     }
     u.d = b.d.to_float();
     u.dmin = 0.0f;
-#if defined(__AVX2__)
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m256i high2 = _mm256_set1_epi8(0x30);
-    const __m256i bias = _mm256_set1_epi8(32);
-    for (int n = 0; n < 2; ++n) {
-      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
-      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
-      const __m256i parts[4] = {
-          _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), high2)),
-          _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), high2)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_and_si256(qh, high2)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), high2))};
-      for (int g = 0; g < 4; ++g) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u.q + 128 * n + 32 * g), _mm256_sub_epi8(parts[g], bias));
-      }
-    }
-    return;
-#endif
     for (int i = 0; i < 256; ++i) {
       const int n = i / 128, g = (i % 128) / 32, l = i % 32;
       const int low = (b.ql[64 * n + 32 * (g % 2) + l] >> (4 * (g / 2))) & 0x0F;
       const int high = (b.qh[32 * n + l] >> (2 * g)) & 3;
       u.q[i] = static_cast<std::int8_t>((low | (high << 4)) - 32);
     }
+  }
+  // Group G = 4n + g: low 4 bits in nibble g / 2 of ql[64n + 32 (g % 2) ..], high 2 bits at 2g
+  // of qh[32n ..] moved to bits 4..5 (u = q + 32).
+  template <class L, int G>
+  CHORUS_ALWAYS_INLINE static typename L::bytes group(const block_q6_k& b) noexcept {
+    constexpr int n = G / 4, g = G % 4;
+    const auto low = L::template shr<4 * (g / 2)>(L::load(b.ql + 64 * n + 32 * (g % 2)), 0x0F);
+    const auto qh = L::load(b.qh + 32 * n);
+    if constexpr (g <= 2) {
+      return L::or_(low, L::template shl<4 - 2 * g>(qh, 0x30));
+    } else {
+      return L::or_(low, L::template shr<2>(qh, 0x30));
+    }
+  }
+  template <class L>
+  CHORUS_ALWAYS_INLINE static k_block::k_scales<L> scales(const block_q6_k& b) noexcept {
+    const auto s = L::load_scales(b.scales);
+    return {s, s};  // (no minimums: the second member is unused)
   }
   static void pack(const k_block::unpacked& u, block_q6_k& b) noexcept {
     for (auto& q : b.ql) q = 0;

@@ -33,7 +33,13 @@ struct block_traits<block_q8_0> {
   static constexpr block_kind kind = block_kind::symmetric;
   using activation = block_q8_0;
 
+  static constexpr bool unsigned_quants = false;
+
   static void unpack(const block_q8_0& b, std::int8_t* q) noexcept { std::copy_n(b.qs, 32, q); }
+  template <class L>
+  CHORUS_ALWAYS_INLINE static typename L::bytes quants(const block_q8_0& b) noexcept {
+    return L::load(b.qs);
+  }
   static float scale(const block_q8_0& b) noexcept { return b.d.to_float(); }
 
   static void dequantize(const block_q8_0* in, float* out, std::size_t n) noexcept {

@@ -1,15 +1,18 @@
-// chorus — what the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1) share: each block unpacks
-// to 32 int8 quants q, with value = d * q (symmetric) or d * q + m (affine). Dequantize and
-// the reference dot are written once here over that unpacking.
+// chorus — what the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) share: each
+// block unpacks to 32 int8 quants q, with value = d * q (symmetric) or d * q + m (affine).
+// Dequantize and the reference dot are written once here over that unpacking.
+//
+// Each format's traits give two decoders of the same block:
+//   unpack(block, int8_t q[32])        the scalar decoder: the test oracle and the reference path
+//   quants<Level>(block) -> bytes      the vector decoder over a level's vocabulary (simd/level_*.hpp):
+//                                      the same 32 quants in one vector, for the kernels of simd/
+// plus `unsigned_quants` (the affine formats' quants are 0..31, which the u8 x s8 instructions
+// take as they are; the others are signed).
 #pragma once
 
 #include <cstddef>
 #include <cmath>
 #include <cstdint>
-
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
 
 #include "chorus/config.hpp"
 #include "chorus/quant/q8_0.hpp"
@@ -58,14 +61,6 @@ inline void pack_nibbles(const std::uint8_t* q, std::uint8_t* qs) noexcept {
   for (int j = 0; j < 16; ++j) qs[j] = static_cast<std::uint8_t>((q[j] & 0x0F) | ((q[j + 16] & 0x0F) << 4));
 }
 inline void unpack_nibbles(const std::uint8_t* qs, std::int8_t* q, int offset) noexcept {
-#if defined(__AVX2__)
-  // low nibbles -> elements 0..15, high nibbles -> 16..31, minus the offset, in one vector
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m128i mask = _mm_set1_epi8(0x0F);
-  const __m256i both = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), _mm_and_si128(bytes, mask));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_sub_epi8(both, _mm256_set1_epi8(static_cast<char>(offset))));
-  return;
-#endif
   for (int j = 0; j < 16; ++j) {
     q[j] = static_cast<std::int8_t>((qs[j] & 0x0F) - offset);
     q[j + 16] = static_cast<std::int8_t>((qs[j] >> 4) - offset);

@@ -14,6 +14,11 @@
 // measure what the model believed, comparable across members with different sampling
 // settings (the fusion judges rely on this), and never -inf for a token that was cut.
 //
+// Constrained decoding: sample() takes an optional set of allowed tokens (a bitset, as
+// sample::grammar_constraint::allowed() gives). Tokens outside it are removed before every
+// stage (penalties, top-k, ...), and the reported log-probabilities are those of the
+// constrained distribution: the log-softmax over the allowed tokens only.
+//
 // Reproducibility: for a fixed seed and the same logits the choice is the same on every
 // standard library and platform: the uniform number is built from the generator's raw bits
 // (uniform01), not with std::uniform_real_distribution, and ties sort by id.
@@ -280,10 +285,14 @@ class sampler {
   void reseed(std::uint64_t seed) { rng_.seed(seed); }
 
   // Picks the next token from `logits` given the tokens generated so far (for penalties).
-  sampled sample(std::span<const float> logits, std::span<const std::int32_t> history = {}) {
+  // `allowed`, when not empty, is a bitset of the tokens that may be picked (bit i % 64 of
+  // word i / 64); it must hold at least one token.
+  sampled sample(std::span<const float> logits, std::span<const std::int32_t> history = {},
+                 std::span<const std::uint64_t> allowed = {}) {
     if (logits.size() != buffer_.size()) {
       fail(errc::invalid_argument, "sampler: ", logits.size(), " logits for a vocabulary of ", buffer_.size());
     }
+    if (!allowed.empty()) return sample_allowed(logits, history, allowed);
     // log-sum-exp of the unmodified logits, for the reported log-probabilities
     const float max = *std::max_element(logits.begin(), logits.end());
     double sum = 0.0;
@@ -336,6 +345,79 @@ class sampler {
   }
 
  private:
+  // Calls f(id) for each token of the bitset, in increasing order.
+  template <class F>
+  void for_each_allowed(std::span<const std::uint64_t> allowed, F&& f) const {
+    for (std::size_t w = 0; w < allowed.size(); ++w) {
+      for (std::uint64_t bits = allowed[w]; bits != 0; bits &= bits - 1) {
+        const std::size_t i = w * 64 + static_cast<std::size_t>(std::countr_zero(bits));
+        if (i < buffer_.size()) f(i);
+      }
+    }
+  }
+
+  // sample() over the allowed tokens only: the others do not exist for any stage.
+  sampled sample_allowed(std::span<const float> logits, std::span<const std::int32_t> history, std::span<const std::uint64_t> allowed) {
+    if (allowed.size() * 64 < buffer_.size()) {
+      fail(errc::invalid_argument, "sampler: an allowed-token set of ", allowed.size() * 64, " bits for a vocabulary of ", buffer_.size());
+    }
+    float max = -std::numeric_limits<float>::infinity();
+    std::size_t n = 0, best = 0;
+    for_each_allowed(allowed, [&](std::size_t i) {
+      if (logits[i] > max || n == 0) {
+        max = logits[i];
+        best = i;
+      }
+      ++n;
+    });
+    if (n == 0) fail(errc::invalid_argument, "sampler: no token is allowed");
+    double sum = 0.0;
+    for_each_allowed(allowed, [&](std::size_t i) { sum += std::exp(static_cast<double>(logits[i] - max)); });
+    if (!std::isfinite(max) || !std::isfinite(sum)) {
+      fail(errc::invalid_argument, "sampler: the allowed logits contain NaN or +infinity, or no finite value");
+    }
+    const float log_z = max + static_cast<float>(std::log(sum));
+
+    const std::size_t n_recent = std::min<std::size_t>(history.size(), static_cast<std::size_t>(params_.penalty_last_n));
+    const auto recent = history.last(n_recent);
+    for (const auto id : recent) {
+      if (id < 0 || static_cast<std::size_t>(id) >= buffer_.size()) {
+        fail(errc::invalid_argument, "sampler: history token ", id, " is outside the vocabulary of ", buffer_.size());
+      }
+    }
+    const bool penalised = params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f;
+    std::int32_t chosen = static_cast<std::int32_t>(best);  // first max among the allowed
+    if (!(params_.temperature == 0.0f && !(penalised && !recent.empty()))) {
+      std::size_t m = 0;
+      for_each_allowed(allowed, [&](std::size_t i) { buffer_[m++] = {static_cast<std::int32_t>(i), logits[i], 0.0f}; });
+      candidates c{std::span<candidate>(buffer_.data(), m)};
+      penalties{params_.repeat_penalty, params_.frequency_penalty, params_.presence_penalty, recent, &counts_}.apply(c);
+      if (params_.temperature == 0.0f) {
+        chosen = pick_greedy(c);
+      } else {
+        chain{top_k{params_.top_k}, top_p{params_.top_p}, min_p{params_.min_p}, temperature{params_.temperature}}.apply(c);
+        chosen = pick_random(c, rng_);
+      }
+    }
+    sampled result{chosen, logits[static_cast<std::size_t>(chosen)] - log_z, {}};
+    if (!top_.empty()) {
+      std::size_t k = 0;
+      for_each_allowed(allowed, [&](std::size_t i) {
+        const token_logprob entry{static_cast<std::int32_t>(i), logits[i] - log_z};
+        if (k < top_.size()) {
+          top_[k++] = entry;
+        } else if (entry.logprob > top_.back().logprob) {
+          top_.back() = entry;
+        } else {
+          return;
+        }
+        for (std::size_t j = k - 1; j > 0 && top_[j].logprob > top_[j - 1].logprob; --j) std::swap(top_[j], top_[j - 1]);
+      });
+      result.top = std::span<const token_logprob>(top_.data(), k);
+    }
+    return result;
+  }
+
   sampling_params params_;
   Rng rng_;
   std::vector<candidate> buffer_;

@@ -77,6 +77,14 @@
 //   (the content as a JSON string, quoted: the template's tojson applies to any string). The
 //   templates take one call per assistant message; more are refused.
 //
+// Tools in mistral_v7 (Mistral Small 3.x; mistral-common's tokenizer v7, tekken spacing):
+//   chat_options::tools before the last user message, the list as json.dumps writes it:
+//       [AVAILABLE_TOOLS][{"type": "function", "function": {...}}][/AVAILABLE_TOOLS]
+//   an assistant message: its content (may be empty), then, with tool_calls,
+//       [TOOL_CALLS][{"name": "f", "arguments": {...}, "id": "abc123XYZ"}], then </s>
+//   a message of role "tool":  [TOOL_RESULTS]abc123XYZ[TOOL_CONTENT]C[/TOOL_RESULTS]
+//   (call ids 9 letters or digits, as for v3)
+//
 // Specs are OpenAI style {"type":"function","function":{...}}; a bare function object is taken as
 // its "function". The other families reject tools and tool_calls (errc::invalid_argument)
 // rather than drop them silently.
@@ -88,9 +96,11 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "chorus/config.hpp"
 #include "chorus/core/error.hpp"
-#include "chorus/core/json.hpp"
+#include "chorus/core/parse_json.hpp"
 #include "chorus/gguf/file.hpp"
 
 namespace chorus::inline CHORUS_ABI::tokenizer {
@@ -258,9 +268,57 @@ inline chat_template_choice choose_chat_template(const gguf::file& model) {
 struct chat_options {
   bool add_generation_prompt = true;  // end with the opening of an assistant turn
   bool add_bos = false;               // start with the family's BOS text (see the top of this file)
-  std::vector<json::value> tools = {};  // function specs the model may call (mistral_v3 formats, qwen2_5, llama3_1)
+  std::vector<nlohmann::ordered_json> tools = {};  // function specs the model may call (mistral_v3 formats, mistral_v7, qwen2_5, llama3_1)
   std::string date = "26 Jul 2024";     // llama3_1's "Today Date" (the templates' default)
 };
+
+namespace detail {
+
+// Bytes that are not UTF-8 become U+FFFD rather than an exception: a message's content is
+// whatever the caller (or a model) wrote.
+inline constexpr auto json_invalid_utf8 = nlohmann::ordered_json::error_handler_t::replace;
+
+// `s` as a JSON string literal, as Python's json.dumps(s, ensure_ascii=False) writes it.
+inline void write_json_string(std::string& out, std::string_view s) {
+  out += nlohmann::ordered_json(s).dump(-1, ' ', false, json_invalid_utf8);
+}
+
+inline void write_python_json(std::string& out, const nlohmann::ordered_json& v) {
+  if (v.is_array()) {
+    out += '[';
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (i > 0) out += ", ";
+      write_python_json(out, v[i]);
+    }
+    out += ']';
+  } else if (v.is_object()) {
+    out += '{';
+    bool first = true;
+    for (const auto& [key, item] : v.items()) {
+      if (!first) out += ", ";
+      first = false;
+      write_json_string(out, key);
+      out += ": ";
+      write_python_json(out, item);
+    }
+    out += '}';
+  } else {
+    out += v.dump(-1, ' ', false, json_invalid_utf8);  // scalars are written alike
+  }
+}
+
+}  // namespace detail
+
+// `v` on one line with ", " and ": " between items, as Python's json.dumps(v, ensure_ascii=False)
+// writes it, and so the Jinja chat templates' tojson, whose output some prompt formats embed
+// (nlohmann's dump writes "," and ":"). Members in their order; numbers as nlohmann writes
+// them, which is Python's repr except for magnitudes in [1e15, 1e16) (Python: 1000000000000000.0,
+// nlohmann: 1e+15) and NaN or infinity (Python: NaN, nlohmann: null).
+inline std::string dump_as_python(const nlohmann::ordered_json& v) {
+  std::string out;
+  detail::write_python_json(out, v);
+  return out;
+}
 
 namespace detail {
 
@@ -316,9 +374,9 @@ inline void apply_chatml(std::string& out, std::span<const chat_message> message
 
 // A tool spec's function object: the spec's "function", or the spec itself when it is the bare
 // function object.
-inline const json::value& tool_function(const json::value& spec, std::size_t index) {
-  const json::value* function = spec.is_object() ? spec.find("function") : nullptr;
-  const json::value& f = function ? *function : spec;
+inline const nlohmann::ordered_json& tool_function(const nlohmann::ordered_json& spec, std::size_t index) {
+  const auto function = spec.is_object() ? spec.find("function") : spec.end();
+  const nlohmann::ordered_json& f = function != spec.end() ? *function : spec;
   if (!f.is_object()) {
     fail(errc::invalid_argument, "chat template: tool ", index, " is not a JSON object with the function's name, description and parameters");
   }
@@ -326,9 +384,9 @@ inline const json::value& tool_function(const json::value& spec, std::size_t ind
 }
 
 // A tool call's arguments, parsed (they must be a JSON text).
-inline json::value tool_arguments(chat_template_kind kind, const chat_tool_call& call, std::size_t index) {
+inline nlohmann::ordered_json tool_arguments(chat_template_kind kind, const chat_tool_call& call, std::size_t index) {
   try {
-    return json::parse(call.arguments);
+    return parse_json(call.arguments);
   } catch (const error& e) {
     fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", index, ", tool call '", call.name,
          "': arguments are not valid JSON (", e.what(), ")");
@@ -337,16 +395,13 @@ inline json::value tool_arguments(chat_template_kind kind, const chat_tool_call&
 
 // A tool spec as the templates see it: {"type": "function", "function": {...}}, wrapping a bare
 // function object.
-inline json::value wrapped_tool(const json::value& spec, std::size_t index) {
-  const json::value& function = tool_function(spec, index);
+inline nlohmann::ordered_json wrapped_tool(const nlohmann::ordered_json& spec, std::size_t index) {
+  const nlohmann::ordered_json& function = tool_function(spec, index);
   if (&function != &spec) return spec;
-  json::value wrapped;
-  wrapped.set("type", "function");
-  wrapped.set("function", function);
-  return wrapped;
+  return {{"type", "function"}, {"function", function}};
 }
 
-inline void apply_qwen2_5(std::string& out, std::span<const chat_message> messages, std::span<const json::value> tools,
+inline void apply_qwen2_5(std::string& out, std::span<const chat_message> messages, std::span<const nlohmann::ordered_json> tools,
                           bool generation_prompt) {
   const bool system_first = !messages.empty() && messages[0].role == "system";
   out += "<|im_start|>system\n";
@@ -357,7 +412,7 @@ inline void apply_qwen2_5(std::string& out, std::span<const chat_message> messag
            "You are provided with function signatures within <tools></tools> XML tags:\n<tools>";
     for (std::size_t t = 0; t < tools.size(); ++t) {
       out += '\n';
-      out += json::dump_spaced(wrapped_tool(tools[t], t));
+      write_python_json(out, wrapped_tool(tools[t], t));
     }
     out += "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
            "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
@@ -382,7 +437,7 @@ inline void apply_qwen2_5(std::string& out, std::span<const chat_message> messag
         out += "\n<tool_call>\n{\"name\": \"";
         out += call.name;
         out += "\", \"arguments\": ";
-        out += json::dump_spaced(tool_arguments(chat_template_kind::qwen2_5, call, i));
+        write_python_json(out, tool_arguments(chat_template_kind::qwen2_5, call, i));
         out += "}\n</tool_call>";
       }
       out += "<|im_end|>\n";
@@ -424,7 +479,7 @@ inline void apply_llama3_1(std::string& out, std::span<const chat_message> messa
            "function call with its proper arguments that best answers the given prompt.\n\nRespond in the format "
            "{\"name\": function name, \"parameters\": dictionary of argument name and its value}.Do not use variables.\n\n";
     for (std::size_t t = 0; t < options.tools.size(); ++t) {
-      out += json::dump(wrapped_tool(options.tools[t], t), 4);
+      out += wrapped_tool(options.tools[t], t).dump(4, ' ', false, json_invalid_utf8);  // json.dumps(indent=4)
       out += "\n\n";
     }
     out += strip(messages[next].content);
@@ -442,11 +497,11 @@ inline void apply_llama3_1(std::string& out, std::span<const chat_message> messa
       out += "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"";
       out += call.name;
       out += "\", \"parameters\": ";
-      out += json::dump_spaced(tool_arguments(chat_template_kind::llama3_1, call, i));
+      write_python_json(out, tool_arguments(chat_template_kind::llama3_1, call, i));
       out += "}<|eot_id|>";
     } else if (m.role == "tool" || m.role == "ipython") {
       out += "<|start_header_id|>ipython<|end_header_id|>\n\n";
-      json::write_string(out, m.content);
+      write_json_string(out, m.content);
       out += "<|eot_id|>";
     } else {
       write_llama3_turn(out, m.role, m.content);
@@ -508,12 +563,12 @@ inline void write_tool_calls(std::string& out, chat_template_kind kind, std::str
   for (std::size_t c = 0; c < m.tool_calls.size(); ++c) {
     const auto& call = m.tool_calls[c];
     check_call_id(kind, call.id, index);
-    const json::value arguments = tool_arguments(kind, call, index);
+    const nlohmann::ordered_json arguments = tool_arguments(kind, call, index);
     if (c > 0) out += ", ";
     out += "{\"name\": ";
-    json::write_string(out, call.name);
+    write_json_string(out, call.name);
     out += ", \"arguments\": ";
-    out += json::dump_spaced(arguments);
+    write_python_json(out, arguments);
     out += ", \"id\": \"";
     out += call.id;
     out += "\"}";
@@ -523,16 +578,16 @@ inline void write_tool_calls(std::string& out, chat_template_kind kind, std::str
 
 // Each spec's function object with string values written raw and the others as JSON, as the
 // templates do.
-inline void write_available_tools(std::string& out, std::string_view gap, std::span<const json::value> tools) {
+inline void write_available_tools(std::string& out, std::string_view gap, std::span<const nlohmann::ordered_json> tools) {
   out += "[AVAILABLE_TOOLS]";
   out += gap;
   out += '[';
   for (std::size_t t = 0; t < tools.size(); ++t) {
-    const json::value& spec = tool_function(tools[t], t);
+    const nlohmann::ordered_json& spec = tool_function(tools[t], t);
     if (t > 0) out += ", ";
     out += "{\"type\": \"function\", \"function\": {";
     bool first = true;
-    for (const auto& [key, item] : spec.as_object()) {
+    for (const auto& [key, item] : spec.items()) {
       if (key == "return") continue;
       if (!first) out += ", ";
       first = false;
@@ -541,10 +596,10 @@ inline void write_available_tools(std::string& out, std::string_view gap, std::s
       out += "\": ";
       if (item.is_string()) {
         out += '"';
-        out += item.as_string();
+        out += item.get_ref<const std::string&>();
         out += '"';
       } else {
-        out += json::dump_spaced(item);
+        write_python_json(out, item);
       }
     }
     out += "}}";
@@ -553,7 +608,7 @@ inline void write_available_tools(std::string& out, std::string_view gap, std::s
 }
 
 inline void apply_mistral_inst(std::string& out, chat_template_kind kind, std::span<const chat_message> messages,
-                               std::span<const json::value> tools) {
+                               std::span<const nlohmann::ordered_json> tools) {
   std::string_view system;
   std::size_t skipped = 0;  // messages[i] is message i + skipped of the caller's list (for errors)
   if (!messages.empty() && messages[0].role == "system") {
@@ -614,18 +669,59 @@ inline void apply_mistral_inst(std::string& out, chat_template_kind kind, std::s
   }
 }
 
-inline void apply_mistral_v7(std::string& out, std::span<const chat_message> messages) {
-  for (const auto& m : messages) {
+// Mistral Small 3.x (tokenizer v7, as mistral-common's InstructTokenizerV7 encodes it): system
+// messages in place between [SYSTEM_PROMPT] markers; the tool specs, as json.dumps writes the
+// list, before the last user message; an assistant message writes its content, then its calls
+// after [TOOL_CALLS], then </s>; a tool result is [TOOL_RESULTS]call_id[TOOL_CONTENT]content[/TOOL_RESULTS].
+inline void apply_mistral_v7(std::string& out, std::span<const chat_message> messages, std::span<const nlohmann::ordered_json> tools) {
+  std::size_t last_user = messages.size();
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role == "user") last_user = i;
+  }
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
     if (m.role == "system") {
       out += "[SYSTEM_PROMPT]";
       out += m.content;
       out += "[/SYSTEM_PROMPT]";
     } else if (m.role == "user") {
+      if (i == last_user && !tools.empty()) {
+        out += "[AVAILABLE_TOOLS][";
+        for (std::size_t t = 0; t < tools.size(); ++t) {
+          if (t > 0) out += ", ";
+          out += dump_as_python(wrapped_tool(tools[t], t));
+        }
+        out += "][/AVAILABLE_TOOLS]";
+      }
       out += "[INST]";
       out += m.content;
       out += "[/INST]";
+    } else if (m.role == "tool") {
+      check_call_id(chat_template_kind::mistral_v7, m.tool_call_id, i);
+      out += "[TOOL_RESULTS]";
+      out += m.tool_call_id;
+      out += "[TOOL_CONTENT]";
+      out += m.content;
+      out += "[/TOOL_RESULTS]";
     } else {
       out += m.content;
+      if (!m.tool_calls.empty()) {
+        out += "[TOOL_CALLS][";
+        for (std::size_t c = 0; c < m.tool_calls.size(); ++c) {
+          const auto& call = m.tool_calls[c];
+          check_call_id(chat_template_kind::mistral_v7, call.id, i);
+          const nlohmann::ordered_json arguments = tool_arguments(chat_template_kind::mistral_v7, call, i);
+          if (c > 0) out += ", ";
+          out += "{\"name\": ";
+          write_json_string(out, call.name);
+          out += ", \"arguments\": ";
+          out += dump_as_python(arguments);
+          out += ", \"id\": \"";
+          out += call.id;
+          out += "\"}";
+        }
+        out += ']';
+      }
       out += "</s>";
     }
   }
@@ -681,17 +777,18 @@ inline std::string apply_chat_template(chat_template_kind kind, std::span<const 
   const bool any_role = kind == chat_template_kind::chatml || kind == chat_template_kind::llama3 ||
                         kind == chat_template_kind::llama3_1;
   const bool takes_tools = kind == chat_template_kind::mistral_v3 || kind == chat_template_kind::mistral_v3_tekken ||
-                           kind == chat_template_kind::qwen2_5 || kind == chat_template_kind::llama3_1;
+                           kind == chat_template_kind::mistral_v7 || kind == chat_template_kind::qwen2_5 ||
+                           kind == chat_template_kind::llama3_1;
   if (!takes_tools && !options.tools.empty()) {
     fail(errc::invalid_argument, "chat template ", to_string(kind),
-         ": tool specs given, but only mistral-v3, mistral-v3-tekken, qwen2.5 and llama3.1 write them here");
+         ": tool specs given, but only mistral-v3, mistral-v3-tekken, mistral-v7, qwen2.5 and llama3.1 write them here");
   }
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     if (m.role.empty()) detail::unsupported_role(kind, m, i);
     if (!m.tool_calls.empty() && (!takes_tools || m.role != "assistant")) {
       fail(errc::invalid_argument, "chat template ", to_string(kind), ": message ", i, " (role '", m.role,
-           "') has tool calls; only assistant messages of mistral-v3, mistral-v3-tekken, qwen2.5 and llama3.1 take them here");
+           "') has tool calls; only assistant messages of mistral-v3, mistral-v3-tekken, mistral-v7, qwen2.5 and llama3.1 take them here");
     }
     if (takes_tools && m.role == "tool") continue;
     if (!any_role) detail::check_role(kind, m, i);
@@ -716,7 +813,7 @@ inline std::string apply_chat_template(chat_template_kind kind, std::span<const 
       detail::check_system_first(kind, messages);
       detail::apply_mistral_inst(out, kind, messages, options.tools);
       break;
-    case chat_template_kind::mistral_v7: detail::apply_mistral_v7(out, messages); break;
+    case chat_template_kind::mistral_v7: detail::apply_mistral_v7(out, messages, options.tools); break;
     case chat_template_kind::phi3: detail::apply_phi3(out, messages, options.add_generation_prompt); break;
     case chat_template_kind::gemma:
       detail::check_system_first(kind, messages);

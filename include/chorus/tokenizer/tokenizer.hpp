@@ -13,6 +13,7 @@
 
 #include "chorus/config.hpp"
 #include "chorus/core/error.hpp"
+#include "chorus/core/utf8.hpp"
 #include "chorus/gguf/file.hpp"
 #include "chorus/tokenizer/pre_tokenize.hpp"
 #include "chorus/tokenizer/utf8.hpp"
@@ -258,7 +259,7 @@ class tokenizer {
       const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       const std::uint32_t cp = printable ? static_cast<std::uint32_t>(b) : 256u + static_cast<std::uint32_t>(extra++);
       std::string text;
-      utf8::append(text, cp);
+      append_utf8(text, cp);
       byte_text_len_[b] = static_cast<std::uint8_t>(text.size());
       std::copy(text.begin(), text.end(), byte_text_[b]);
       byte_token_[b] = vocab_.find_id(text);
@@ -453,7 +454,7 @@ class tokenizer {
         continue;
       }
       std::string bytes;
-      utf8::append(bytes, cp);
+      append_utf8(bytes, cp);
       out += "[UNK_BYTE_0x";
       static constexpr char hex[] = "0123456789abcdef";
       for (const unsigned char c : bytes) {

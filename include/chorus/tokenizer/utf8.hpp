@@ -1,13 +1,11 @@
-// chorus — UTF-8 helpers for the tokenizers and the streaming decoder.
+// chorus — UTF-8 decoding helpers for the tokenizers and the streaming decoder (encoding: core/utf8.hpp).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <string_view>
 
 #include "chorus/config.hpp"
-#include "chorus/core/utf8.hpp"
 
 namespace chorus::inline CHORUS_ABI::tokenizer::utf8 {
 
@@ -20,8 +18,6 @@ constexpr std::size_t sequence_length(std::uint8_t lead) noexcept {
   if ((lead >> 3) == 0x1E) return 4;
   return 1;
 }
-
-inline void append(std::string& out, std::uint32_t cp) { chorus::append_utf8(out, cp); }
 
 // Lenient decoding, as the reference's BPE path does: a sequence whose continuation bytes
 // are missing or wrong decodes to U+FFFD for its first byte and decoding resumes after it;

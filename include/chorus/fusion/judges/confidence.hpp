@@ -27,9 +27,12 @@ struct confidence_judge {
     }
     if (d.chosen) {
       d.answer = candidates[*d.chosen].text;
+      d.tool_calls = candidates[*d.chosen].tool_calls;
       char line[160];
       std::snprintf(line, sizeof line, "highest mean token log-probability (%.3f)", candidates[*d.chosen].mean_logprob);
       d.rationale = line;
+    } else {
+      d.rationale = "no member answered";
     }
     return d;
   }

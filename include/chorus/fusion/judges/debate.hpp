@@ -17,7 +17,8 @@ namespace chorus::inline CHORUS_ABI::fusion {
 
 template <judge Final>
 struct debate_judge {
-  std::vector<any_member> members;  // the same members that gave the first answers
+  std::vector<any_member> members;  // the same members that gave the first answers (one sample each)
+  // details: "rounds", every round's answers (the first answers included).
   Final final_judge;
   int rounds = 2;
 
@@ -25,6 +26,10 @@ struct debate_judge {
 
   asio::awaitable<decision> decide(const request& r, std::span<const candidate> first) {
     const auto start = clock::now();
+    if (first.size() != members.size()) {
+      fail(errc::invalid_argument, "debate: ", first.size(), " first answers for ", members.size(),
+           " members; a debate takes one sample per member (n = 1)");
+    }
     std::vector<std::vector<candidate>> history;
     history.emplace_back(first.begin(), first.end());
     for (int round = 0; round < rounds; ++round) {
@@ -40,15 +45,23 @@ struct debate_judge {
         for (std::size_t j = 0; j < previous.size(); ++j) {
           if (j != i && previous[j].status == member_status::ok) others.push_back(previous[j]);
         }
-        asks.push_back({prompts::debate_round(r, previous[i], others), r.system, r.max_tokens});
+        request ask = prompts::debate_round(r, previous[i], others);
+        ask.n = 1;
+        asks.push_back(std::move(ask));
       }
       auto next = co_await gather(members, asks, policy::all());
-      history.push_back(std::move(next));
+      history.push_back(std::move(next.candidates));
     }
     decision d = co_await final_judge.decide(r, history.back());
     d.method = "debate+" + final_judge.name();
     d.rationale = std::to_string(history.size() - 1) + " debate round(s), then " + d.rationale;
-    d.rounds = std::move(history);
+    json rounds = json::array();
+    for (const auto& round : history) {
+      json answers = json::array();
+      for (const auto& c : round) answers.push_back(to_json(c));
+      rounds.push_back(std::move(answers));
+    }
+    d.details["rounds"] = std::move(rounds);
     d.judge_ms = elapsed_ms(start);
     co_return d;
   }

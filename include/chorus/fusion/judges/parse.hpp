@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "chorus/config.hpp"
 #include "chorus/fusion/judges/prompts.hpp"
 
@@ -58,6 +60,41 @@ inline std::optional<std::vector<score_line>> scores(std::string_view text, std:
     out.push_back(std::move(*f));
   }
   return out;
+}
+
+// The JSON object in a judge's reply (prompts::best_of_schema, merge_schema): the whole reply,
+// or the first {...} in it (a remote judge may wrap it in prose or a code fence).
+inline std::optional<nlohmann::json> json_object(std::string_view text) {
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  if (parsed.is_discarded()) {
+    const auto open = text.find('{');
+    const auto close = text.rfind('}');
+    if (open == std::string_view::npos || close == std::string_view::npos || close < open) return std::nullopt;
+    parsed = nlohmann::json::parse(text.substr(open, close - open + 1), nullptr, false);
+  }
+  if (parsed.is_discarded() || !parsed.is_object()) return std::nullopt;
+  return parsed;
+}
+
+// Scores from a reply in the best-of schema, {"A": {"score": 7, "reason": "..."}, ...}; nothing
+// unless every label has a score in [1, 10]. Falls back to the line form (scores()) for a judge
+// that wrote lines instead.
+inline std::optional<std::vector<score_line>> structured_scores(std::string_view text, std::size_t n) {
+  if (const auto j = json_object(text)) {
+    std::vector<score_line> out;
+    for (std::size_t k = 0; k < n; ++k) {
+      const auto entry = j->find(prompts::label(k));
+      if (entry == j->end() || !entry->is_object()) break;
+      const auto score = entry->find("score");
+      if (score == entry->end() || !score->is_number()) break;
+      const double value = score->get<double>();
+      if (value < 1 || value > 10) break;
+      const auto reason = entry->find("reason");
+      out.push_back({value, reason != entry->end() && reason->is_string() ? reason->get<std::string>() : std::string()});
+    }
+    if (out.size() == n) return out;
+  }
+  return scores(text, n);
 }
 
 // A merged answer is usable when it has some words and does not just echo the labels.

@@ -1,0 +1,448 @@
+// chorus — the kernels, written once over a level L (simd/level_*.hpp) and a block format's
+// decoders (quant/): the dot products of every format, gemv, gemm, and the float kernels of the
+// forward pass. dispatch.hpp instantiates them per level inside entry points that carry the
+// level's target attribute (see target.hpp for why everything here is CHORUS_ALWAYS_INLINE).
+//
+// Arithmetic against the formats' scalar references (quant/*: dot_reference):
+//  - 32-element blocks: per block the integer dot of the reference, exactly (L::dot_s8 /
+//    dot_u8 over 8 int32 lanes), converted to float (exact: |lane| < 2^24) and multiplied by the
+//    reference's scale d_w * d_a in a float vector accumulator; the affine formats' m_w * s_a
+//    term goes to a scalar accumulator. Only the order of the float additions differs: both
+//    sums are at most n_blocks / 2 + 5 (vector) and n_blocks (reference) rounding steps deep,
+//    each erring by at most eps / 2 of the magnitudes summed, so
+//      |dot - dot_reference| <= eps * (n_blocks + 8) * M,
+//      M = sum_b (|d_w * d_a| * sum_i |q_i * a_i| + |m_w * s_a|)
+//    (tests/test_simd.cpp checks exactly this bound, at every level).
+//  - K-quant super-blocks: the reference's integers exactly (sub-block scales applied to int16
+//    pairs or int32 lanes, offsets and minimums through the activation's group sums), and the
+//    reference's float expression per block, summed in block order: equal to dot_reference up
+//    to the compiler's contraction of that expression into fused multiply-adds.
+//  - float formats: products in float, summed in vector lanes (a different order).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "chorus/config.hpp"
+#include "chorus/core/fp16.hpp"
+#include "chorus/quant/formats.hpp"
+#include "chorus/quant/q8_k.hpp"
+#include "chorus/simd/target.hpp"
+
+CHORUS_KERNELS_BEGIN
+
+namespace chorus::inline CHORUS_ABI::simd {
+
+namespace detail {
+template <class Block>
+concept small_block = requires { quant::block_traits<Block>::kind; };
+template <class Block>
+concept k_block = requires { quant::block_traits<Block>::sub_block_elements; };
+template <class Block>
+concept float_block = std::is_same_v<Block, float> || std::is_same_v<Block, fp16> || std::is_same_v<Block, bf16>;
+}  // namespace detail
+
+template <class Block>
+using activation_t = typename quant::block_traits<Block>::activation;
+
+// What a format's vector decoder gives, stored to memory (for tests against the scalar decoder):
+// the 32 quants of a small block, a K-quant super-block unpacked as traits::unpack() does it.
+struct quants32 {
+  std::int8_t q[32];
+};
+struct no_decoder {};
+template <class Block>
+struct decoded_of {
+  using type = no_decoder;
+};
+template <class Block>
+  requires detail::small_block<Block>
+struct decoded_of<Block> {
+  using type = quants32;
+};
+template <class Block>
+  requires detail::k_block<Block>
+struct decoded_of<Block> {
+  using type = quant::k_block::unpacked;
+};
+template <class Block>
+using decoded_t = typename decoded_of<Block>::type;
+
+namespace kernels {
+
+// ---- the vector decoders, stored ----
+template <class L, class Block>
+CHORUS_ALWAYS_INLINE void unpack(const Block& b, decoded_t<Block>& out) noexcept {
+  using traits = quant::block_traits<Block>;
+  if constexpr (detail::small_block<Block>) {
+    L::store(out.q, traits::template quants<L>(b));
+  } else if constexpr (detail::k_block<Block>) {
+    unroll<8>([&](auto g) CHORUS_LAMBDA_INLINE {
+      constexpr int G = decltype(g)::value;
+      L::store(out.q + 32 * G, L::sub(traits::template group<L, G>(b), L::splat(static_cast<std::int8_t>(traits::quant_offset))));
+    });
+    const auto s = traits::template scales<L>(b);
+    std::int8_t scales[16], mins[16];
+    L::store_scales(scales, s.scales);
+    L::store_scales(mins, s.mins);
+    constexpr int step = traits::sub_block_elements / 16;
+    for (int k = 0; k < 256 / traits::sub_block_elements; ++k) {
+      out.scales[k] = scales[k * step];
+      out.mins[k] = traits::has_mins ? mins[k * step] : 0;
+    }
+    out.d = L::half(b.d.bits);
+    if constexpr (traits::has_mins) {
+      out.dmin = L::half(b.dmin.bits);
+    } else {
+      out.dmin = 0.0f;
+    }
+  } else {
+    (void)b;
+    (void)out;
+  }
+}
+
+// ---- dot products: one row of weight blocks with one row of activation blocks ----
+
+// One decoded 32-element block: its quants, scale and offset (0 for the symmetric formats).
+template <class L>
+struct decoded_block {
+  typename L::bytes q;
+  float d;
+  float m;
+};
+
+template <class L, class Block>
+CHORUS_ALWAYS_INLINE decoded_block<L> decode_block(const Block& b) noexcept {
+  using traits = quant::block_traits<Block>;
+  if constexpr (traits::kind == quant::block_kind::affine) {
+    return {traits::template quants<L>(b), L::half(b.d.bits), L::half(b.m.bits)};
+  } else {
+    return {traits::template quants<L>(b), L::half(b.d.bits), 0.0f};
+  }
+}
+
+// The activation blocks' fp16 scales as floats: converted per block by dot(), or once per row by
+// gemv (every weight row meets the same activation row; the conversion is exact either way).
+template <class L, class Activation>
+struct activation_scales {
+  const Activation* a;
+  CHORUS_ALWAYS_INLINE float d(std::size_t b) const noexcept { return L::half(a[b].d.bits); }
+  CHORUS_ALWAYS_INLINE float s(std::size_t b) const noexcept { return L::half(a[b].s.bits); }
+};
+struct converted_scales {
+  const float* ds;
+  const float* ss;
+  CHORUS_ALWAYS_INLINE float d(std::size_t b) const noexcept { return ds[b]; }
+  CHORUS_ALWAYS_INLINE float s(std::size_t b) const noexcept { return ss[b]; }
+};
+
+// 32-element blocks: the kernel over a source of decoded blocks, src(b) for b in [0, n). dot()
+// decodes from the blocks; gemm decodes a tile once and reads it back for many activation rows.
+// All add in the same order.
+template <class L, class Block, class Source, class Scales>
+CHORUS_ALWAYS_INLINE float small_dot(Source&& src, const activation_t<Block>* a, const Scales& scales, std::size_t n) noexcept {
+  using traits = quant::block_traits<Block>;
+  constexpr bool affine = traits::kind == quant::block_kind::affine;
+  typename L::floats acc[2] = {L::zerof(), L::zerof()};
+  float offset[2] = {0.0f, 0.0f};
+  const auto step = [&](std::size_t b, int k) CHORUS_LAMBDA_INLINE {
+    const decoded_block<L> u = src(b);
+    const auto x = L::load(a[b].qs);
+    const auto sumi = traits::unsigned_quants ? L::dot_u8(u.q, x) : L::dot_s8(u.q, x);
+    acc[k] = L::fma(L::to_floats(sumi), L::splatf(u.d * scales.d(b)), acc[k]);
+    // std::fma: a * b + c may or may not be contracted, depending on where this is inlined
+    if constexpr (affine) offset[k] = std::fma(u.m, scales.s(b), offset[k]);
+  };
+  std::size_t b = 0;
+  for (; b + 2 <= n; b += 2) {  // two accumulators: even and odd blocks
+    step(b, 0);
+    step(b + 1, 1);
+  }
+  if (b < n) step(b, 0);
+  return L::hsum(L::add(acc[0], acc[1])) + (offset[0] + offset[1]);
+}
+
+template <class L, class Block>
+  requires detail::small_block<Block>
+CHORUS_ALWAYS_INLINE float dot(const Block* w, const activation_t<Block>* a, std::size_t n) noexcept {
+  return small_dot<L, Block>([w](std::size_t b) CHORUS_LAMBDA_INLINE { return decode_block<L>(w[b]); }, a,
+                             activation_scales<L, activation_t<Block>>{a}, n);
+}
+
+// One K-quant super-block with its Q8_K activation block.
+template <class L, class Block>
+CHORUS_ALWAYS_INLINE float k_block_dot(const Block& w, const quant::block_q8_k& a) noexcept {
+  using traits = quant::block_traits<Block>;
+  const auto s = traits::template scales<L>(w);
+  const auto lanes = L::prepare(s.scales);
+  auto acc = L::zero_ints();
+  unroll<8>([&](auto g) CHORUS_LAMBDA_INLINE {
+    constexpr int G = decltype(g)::value;
+    acc = L::template dot_scaled<G, traits::signed_quants>(acc, traits::template group<L, G>(w), L::load(a.qs + 32 * G), lanes);
+  });
+  std::int32_t sumi = L::hsum(acc);
+  // quants stored as u = q + offset: subtract offset * scale * (sum of the 16 activations)
+  if constexpr (traits::quant_offset != 0) sumi -= traits::quant_offset * L::dot_bsums(a.bsums, s.scales);
+  if constexpr (traits::has_mins) {
+    const std::int32_t summ = L::dot_bsums(a.bsums, s.mins);
+    return a.d * (L::half(w.d.bits) * static_cast<float>(sumi) - L::half(w.dmin.bits) * static_cast<float>(summ));
+  } else {
+    return a.d * (L::half(w.d.bits) * static_cast<float>(sumi));
+  }
+}
+
+template <class L, class Block>
+  requires detail::k_block<Block>
+CHORUS_ALWAYS_INLINE float dot(const Block* w, const quant::block_q8_k* a, std::size_t n) noexcept {
+  float sum = 0.0f;
+  for (std::size_t b = 0; b < n; ++b) sum += k_block_dot<L>(w[b], a[b]);  // block order, as the reference
+  return sum;
+}
+
+// Float rows: f32 x f32, or 16-bit weights x 16-bit activations widened to float.
+template <class L, class T>
+CHORUS_ALWAYS_INLINE typename L::fvec load_floats(const T* p) noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    return L::loadf(p);
+  } else if constexpr (std::is_same_v<T, fp16>) {
+    return L::load_halves(p);
+  } else {
+    return L::load_bf16s(p);
+  }
+}
+
+template <class L, class Block>
+  requires detail::float_block<Block>
+CHORUS_ALWAYS_INLINE float dot(const Block* w, const Block* a, std::size_t n) noexcept {
+  constexpr std::size_t width = L::fwidth;
+  auto acc0 = L::splatv(0.0f), acc1 = L::splatv(0.0f);
+  std::size_t i = 0;
+  for (; i + 2 * width <= n; i += 2 * width) {
+    acc0 = L::fmav(load_floats<L>(w + i), load_floats<L>(a + i), acc0);
+    acc1 = L::fmav(load_floats<L>(w + i + width), load_floats<L>(a + i + width), acc1);
+  }
+  for (; i + width <= n; i += width) acc0 = L::fmav(load_floats<L>(w + i), load_floats<L>(a + i), acc0);
+  float sum = L::hsumv(L::addv(acc0, acc1));
+  for (; i < n; ++i) {
+    if constexpr (std::is_same_v<Block, float>) {
+      sum += w[i] * a[i];
+    } else {
+      sum += w[i].to_float() * a[i].to_float();
+    }
+  }
+  return sum;
+}
+
+// ---- matrix products over row-major weights, on a range of rows ----
+
+// The row loops take the level's dot entry point (a call per row of thousands of weights costs
+// nothing measurable, and each level then compiles its dot kernels once, not once per caller).
+
+// y[r] = W[r] . x for r in [row_begin, row_end).
+template <class Block, class Dot>
+CHORUS_ALWAYS_INLINE void gemv(Dot dot_row, const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
+                               const activation_t<Block>* x, float* y) noexcept {
+  const std::size_t per_row = cols / quant::block_traits<Block>::block_elements;
+  for (std::size_t r = row_begin; r < row_end; ++r) y[r] = dot_row(w + r * per_row, x, per_row);
+}
+
+// y[r] = W[r] . x for 32-element blocks, the activation scales converted once for all rows (rows
+// of up to 16384 columns; longer ones convert per block, as dot()). Every result is dot()'s.
+template <class L, class Block, class Dot>
+CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
+                                     const activation_t<Block>* x, float* y) noexcept {
+  constexpr std::size_t max_blocks = 512;
+  const std::size_t per_row = cols / 32;
+  if (per_row > max_blocks) return gemv(dot_row, w, row_begin, row_end, cols, x, y);
+  float ds[max_blocks], ss[max_blocks];
+  for (std::size_t b = 0; b < per_row; ++b) {
+    ds[b] = L::half(x[b].d.bits);
+    if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) ss[b] = L::half(x[b].s.bits);
+  }
+  const converted_scales scales{ds, ss};
+  for (std::size_t r = row_begin; r < row_end; ++r) {
+    const Block* row = w + r * per_row;
+    y[r] = small_dot<L, Block>([row](std::size_t b) CHORUS_LAMBDA_INLINE { return decode_block<L>(row[b]); }, x, scales, per_row);
+  }
+}
+
+// Y[i][r] = W[r] . X[i] for 32-element blocks: each weight row's blocks are decoded once per
+// tile of 64 blocks (2048 columns) and group of 64 activation rows, and read back from L1 by the
+// kernel of dot() for each row of the group. Up to 2048 columns the float summation order is
+// dot()'s; longer rows sum tile by tile.
+template <class L, class Block>
+CHORUS_ALWAYS_INLINE void gemm_small(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
+                                     const activation_t<Block>* x, std::size_t n_x, std::size_t x_stride, float* y,
+                                     std::size_t y_stride) noexcept {
+  constexpr std::size_t tile_blocks = 64, group = 64;
+  const std::size_t per_row = cols / 32;
+  alignas(64) std::int8_t q[tile_blocks * 32];
+  float d[tile_blocks], m[tile_blocks], acc[group];
+  for (std::size_t r = row_begin; r < row_end; ++r) {
+    const Block* row = w + r * per_row;
+    for (std::size_t i0 = 0; i0 < n_x; i0 += group) {
+      const std::size_t ni = std::min(group, n_x - i0);
+      std::fill(acc, acc + ni, 0.0f);
+      for (std::size_t b0 = 0; b0 < per_row; b0 += tile_blocks) {
+        const std::size_t nb = std::min(tile_blocks, per_row - b0);
+        for (std::size_t b = 0; b < nb; ++b) {
+          const decoded_block<L> u = decode_block<L>(row[b0 + b]);
+          L::store(q + 32 * b, u.q);
+          d[b] = u.d;
+          m[b] = u.m;
+        }
+        const auto tile = [&](std::size_t b) CHORUS_LAMBDA_INLINE { return decoded_block<L>{L::load(q + 32 * b), d[b], m[b]}; };
+        for (std::size_t i = 0; i < ni; ++i) {
+          const auto* xi = x + (i0 + i) * x_stride + b0;
+          acc[i] += small_dot<L, Block>(tile, xi, activation_scales<L, activation_t<Block>>{xi}, nb);
+        }
+      }
+      for (std::size_t i = 0; i < ni; ++i) y[(i0 + i) * y_stride + r] = acc[i];
+    }
+  }
+}
+
+// Y[i][r] = W[r] . X[i] for n_x activation rows (x_stride activation blocks apart; Y rows
+// y_stride floats apart), other formats: each activation row takes dot() over a chunk of weight
+// rows that stays in cache meanwhile, so every result is exactly dot()'s.
+template <class Block, class Dot>
+CHORUS_ALWAYS_INLINE void gemm(Dot dot_row, const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
+                               const activation_t<Block>* x, std::size_t n_x, std::size_t x_stride, float* y,
+                               std::size_t y_stride) noexcept {
+  const std::size_t per_row = cols / quant::block_traits<Block>::block_elements;
+  constexpr std::size_t chunk = 16;
+  for (std::size_t r0 = row_begin; r0 < row_end; r0 += chunk) {
+    const std::size_t r1 = std::min(row_end, r0 + chunk);
+    for (std::size_t i = 0; i < n_x; ++i) {
+      for (std::size_t r = r0; r < r1; ++r) y[i * y_stride + r] = dot_row(w + r * per_row, x + i * x_stride, per_row);
+    }
+  }
+}
+
+// ---- float kernels of the forward pass ----
+
+// e^x, |error| about 1 ulp: x = n ln 2 + r with |r| <= ln 2 / 2, e^r by a degree-6 polynomial
+// (Cephes' expf coefficients), times 2^n. Above 88.3 it saturates at e^88.3; below -87.3 (where
+// the result would leave the normal floats) it is 0.
+template <class L>
+CHORUS_ALWAYS_INLINE typename L::fvec exp(const typename L::fvec& input) noexcept {
+  const auto low = L::splatv(-87.3f);
+  const auto x = L::minv(L::maxv(input, low), L::splatv(88.3f));
+  const auto n = L::roundv(L::mulv(x, L::splatv(1.44269504088896341f)));
+  auto r = L::fmav(n, L::splatv(-0.693359375f), x);
+  r = L::fmav(n, L::splatv(2.12194440e-4f), r);
+  auto p = L::splatv(1.9875691500e-4f);
+  p = L::fmav(p, r, L::splatv(1.3981999507e-3f));
+  p = L::fmav(p, r, L::splatv(8.3334519073e-3f));
+  p = L::fmav(p, r, L::splatv(4.1665795894e-2f));
+  p = L::fmav(p, r, L::splatv(1.6666665459e-1f));
+  p = L::fmav(p, r, L::splatv(5.0000001201e-1f));
+  p = L::fmav(p, L::mulv(r, r), L::addv(r, L::splatv(1.0f)));
+  return L::select_less(input, low, L::splatv(0.0f), L::mulv(p, L::pow2v(n)));
+}
+
+template <class L>
+CHORUS_ALWAYS_INLINE void rmsnorm(const float* x, const float* weight, float* out, std::size_t n, float eps) noexcept {
+  constexpr std::size_t width = L::fwidth;
+  auto acc = L::splatv(0.0f);
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) {
+    const auto v = L::loadf(x + i);
+    acc = L::fmav(v, v, acc);
+  }
+  float sum = L::hsumv(acc);
+  for (; i < n; ++i) sum += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
+  const auto s = L::splatv(scale);
+  for (i = 0; i + width <= n; i += width) L::storef(out + i, L::mulv(L::mulv(L::loadf(x + i), s), L::loadf(weight + i)));
+  for (; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+template <class L>
+CHORUS_ALWAYS_INLINE void softmax(float* x, std::size_t n) noexcept {
+  constexpr std::size_t width = L::fwidth;
+  float max = -INFINITY;
+  std::size_t i = 0;
+  if (n >= width) {
+    auto m = L::loadf(x);
+    for (i = width; i + width <= n; i += width) m = L::maxv(m, L::loadf(x + i));
+    max = L::hmaxv(m);
+  }
+  for (; i < n; ++i) max = std::max(max, x[i]);
+  const auto vmax = L::splatv(max);
+  auto acc = L::splatv(0.0f);
+  for (i = 0; i + width <= n; i += width) {
+    const auto e = exp<L>(L::subv(L::loadf(x + i), vmax));
+    L::storef(x + i, e);
+    acc = L::addv(acc, e);
+  }
+  float sum = L::hsumv(acc);
+  for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - max));
+  const float inv = 1.0f / sum;
+  for (i = 0; i + width <= n; i += width) L::storef(x + i, L::mulv(L::loadf(x + i), L::splatv(inv)));
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+// out = gate / (1 + e^-gate) * up (silu when up is null); out may alias gate.
+template <class L>
+CHORUS_ALWAYS_INLINE void swiglu(const float* gate, const float* up, float* out, std::size_t n) noexcept {
+  constexpr std::size_t width = L::fwidth;
+  const auto one = L::splatv(1.0f);
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) {
+    const auto g = L::loadf(gate + i);
+    auto v = L::divv(g, L::addv(one, exp<L>(L::subv(L::splatv(0.0f), g))));
+    if (up != nullptr) v = L::mulv(v, L::loadf(up + i));
+    L::storef(out + i, v);
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * (up != nullptr ? up[i] : 1.0f);
+}
+
+// y = y + a * x (axpy), y = y + x (a = 1 exactly: add), x = x * a (scale: y == nullptr).
+template <class L>
+CHORUS_ALWAYS_INLINE void axpy(float* y, float a, const float* x, std::size_t n) noexcept {
+  constexpr std::size_t width = L::fwidth;
+  const auto va = L::splatv(a);
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) L::storef(y + i, L::fmav(va, L::loadf(x + i), L::loadf(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+template <class L>
+CHORUS_ALWAYS_INLINE void add(float* y, const float* x, std::size_t n) noexcept {
+  constexpr std::size_t width = L::fwidth;
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) L::storef(y + i, L::addv(L::loadf(y + i), L::loadf(x + i)));
+  for (; i < n; ++i) y[i] += x[i];
+}
+template <class L>
+CHORUS_ALWAYS_INLINE void scale(float* x, float factor, std::size_t n) noexcept {
+  constexpr std::size_t width = L::fwidth;
+  const auto f = L::splatv(factor);
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) L::storef(x + i, L::mulv(L::loadf(x + i), f));
+  for (; i < n; ++i) x[i] *= factor;
+}
+
+template <class L>
+CHORUS_ALWAYS_INLINE void fp16_to_float(const fp16* in, float* out, std::size_t n) noexcept {
+  constexpr std::size_t width = L::fwidth;
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) L::storef(out + i, L::load_halves(in + i));
+  for (; i < n; ++i) out[i] = L::half(in[i].bits);
+}
+template <class L>
+CHORUS_ALWAYS_INLINE void float_to_fp16(const float* in, fp16* out, std::size_t n) noexcept {
+  constexpr std::size_t width = L::fwidth;
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) L::store_halves(out + i, L::loadf(in + i));
+  for (; i < n; ++i) out[i] = fp16(in[i]);
+}
+
+}  // namespace kernels
+}  // namespace chorus::inline CHORUS_ABI::simd
+
+CHORUS_KERNELS_END
