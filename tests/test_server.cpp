@@ -547,12 +547,12 @@ TEST(ServerErrors, CurlSeesProperStatusesAndBodies) {
     std::string code;
   };
   const std::string big(100 * 1024, 'x');
-  std::ofstream(chorus_test::scratch_dir("server-curl") / "big.json") << R"({"model":"stories","messages":[{"role":"user","content":")" << big << "\"}]}";
-  const std::string big_file = (std::filesystem::path(CHORUS_BINARY_DIR) / "test-scratch/server-curl/big.json").string();
+  const std::string big_file = (chorus_test::scratch_dir("server-curl") / "big.json").string();
+  std::ofstream(big_file) << R"({"model":"stories","messages":[{"role":"user","content":")" << big << "\"}]}";
   std::string long_prompt;
   for (int i = 0; i < 400; ++i) long_prompt += "once upon a time there was a cat ";
-  std::ofstream(chorus_test::scratch_dir("server-curl-long") / "long.json") << json{{"model", "stories"}, {"messages", json::array({json{{"role", "user"}, {"content", long_prompt}}})}}.dump();
-  const std::string long_file = (std::filesystem::path(CHORUS_BINARY_DIR) / "test-scratch/server-curl-long/long.json").string();
+  const std::string long_file = (chorus_test::scratch_dir("server-curl-long") / "long.json").string();
+  std::ofstream(long_file) << json{{"model", "stories"}, {"messages", json::array({json{{"role", "user"}, {"content", long_prompt}}})}}.dump();
   const std::vector<expectation> cases = {
       {post + "-d '{\"model\": \"stories\", \"messages\": [}'", 400, "invalid_json"},
       {post + "-d '{\"model\": \"stories\", \"messages\": \"hi\"}'", 400, "invalid_request"},

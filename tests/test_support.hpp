@@ -71,9 +71,18 @@ inline std::vector<std::int32_t> ids_of(const nlohmann::json& array) {
   return ids;
 }
 
-// A fresh, empty directory under the build tree for files a test writes.
+// A fresh, empty directory under the build tree for files a test writes. It is the running
+// test's own: ctest -j runs tests in parallel processes, and two of them sharing one directory
+// removed each other's files.
 inline std::filesystem::path scratch_dir(const std::string& name) {
-  auto dir = std::filesystem::path(CHORUS_BINARY_DIR) / "test-scratch" / name;
+  std::string owner = "outside-tests";
+  if (const auto* t = ::testing::UnitTest::GetInstance()->current_test_info()) {
+    owner = std::string(t->test_suite_name()) + "." + t->name();
+    for (char& c : owner) {
+      if (c == '/') c = '_';
+    }
+  }
+  auto dir = std::filesystem::path(CHORUS_BINARY_DIR) / "test-scratch" / name / owner;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

@@ -14321,6 +14321,9 @@ inline asio::awaitable<gathered> gather(std::span<const any_member> members, std
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
@@ -14392,23 +14395,72 @@ struct local_member_options {
 
 namespace detail {
 
+// A sequence awaited on an executor, while the batcher thread runs it. Everything that refers
+// to the awaiting side's executor (the handler, that executor, the token sink with its timers)
+// lives here and dies on an I/O thread: asio requires an executor and its I/O objects not to
+// outlive their context, and the batcher thread cannot know when that context goes away (a
+// strand that died last on the batcher thread, after its io_context, read freed memory).
+template <class Handler>
+struct awaited_sequence {
+  Handler handler;
+  asio::any_io_executor home;
+  asio::io_context* context = nullptr;  // home's context when it is an io_context
+  std::shared_ptr<void> keep;
+  generate::result out;
+  std::exception_ptr failure;
+
+  // Called on the batcher thread; afterwards that thread holds nothing of the awaiting side.
+  static void resume(std::shared_ptr<awaited_sequence> s) {
+    if (auto* context = s->context) {
+      // The hop goes through the io_context's plain executor, whose copies own nothing; the
+      // strand is copied and released on the I/O thread.
+      asio::post(context->get_executor(), [s = std::move(s)]() mutable {
+        auto home = s->home;
+        asio::dispatch(home, [s = std::move(s)]() mutable { s->finish(); });
+      });
+    } else {
+      // Another kind of context (a thread pool): it must outlive the batcher's work, as asio asks.
+      auto home = s->home;
+      asio::post(home, [s = std::move(s)]() mutable { s->finish(); });
+    }
+  }
+
+  void finish() {
+    auto h = std::move(handler);
+    auto sink = std::move(keep);
+    std::move(h)(failure, std::move(out));
+  }
+};
+
+// The io_context under an io_context's executor or a strand of one (what co_spawn hands a
+// coroutine); null for other executors.
+inline asio::io_context* io_context_of(const asio::any_io_executor& ex) {
+  if (const auto* e = ex.target<asio::io_context::executor_type>()) return &e->context();
+  if (const auto* e = ex.target<asio::strand<asio::io_context::executor_type>>()) return &e->get_inner_executor().context();
+  return nullptr;
+}
+
 // Awaits a batcher sequence: submits it and completes on the awaiting coroutine's executor when
 // the batcher thread reports the result. No cancellation handler is installed here: the caller's
 // (a stop_source the sequence sees between tokens) stays in charge.
 // `keep` (the sequence's token sink, say) lives until the batcher is done with the sequence.
 inline auto submit_and_wait(generate::batcher& b, generate::sequence_request r, std::shared_ptr<void> keep) {
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, generate::result)>(
-      [&b, keep = std::move(keep)](auto handler, generate::sequence_request request) {
+      [&b, keep = std::move(keep)](auto handler, generate::sequence_request request) mutable {
+        using state = awaited_sequence<decltype(handler)>;
         auto home = asio::get_associated_executor(handler);
-        using handler_type = decltype(handler);
+        auto* context = io_context_of(home);
         // std::function needs a copyable callable; the handler is move-only.
-        auto shared = std::make_shared<handler_type>(std::move(handler));
+        auto s = std::make_shared<state>(state{std::move(handler), std::move(home), context, std::move(keep), {}, {}});
         try {
-          b.submit(std::move(request), [shared, home, keep](generate::result out) {
-            asio::dispatch(home, [shared, out = std::move(out)]() mutable { std::move (*shared)(nullptr, std::move(out)); });
+          b.submit(std::move(request), [s](generate::result out) mutable {
+            auto mine = std::move(s);  // the batcher's copy of this callable keeps nothing
+            mine->out = std::move(out);
+            state::resume(std::move(mine));
           });
         } catch (...) {
-          asio::dispatch(home, [shared, e = std::current_exception()]() mutable { std::move (*shared)(e, generate::result{}); });
+          s->failure = std::current_exception();
+          state::resume(std::move(s));
         }
       },
       asio::use_awaitable, std::move(r));
