@@ -1632,7 +1632,8 @@ static_assert(block_format<float> && block_format<fp16> && block_format<bf16>);
 //   quants<Level>(block) -> bytes      the vector decoder over a level's vocabulary (simd/level_*.hpp):
 //                                      the same 32 quants in one vector, for the kernels of simd/
 // plus `unsigned_quants` (the affine formats' quants are 0..31, which the u8 x s8 instructions
-// take as they are; the others are signed).
+// take as they are; the others are signed) and, for signed quants of few bits, `quant_offset`
+// (q + quant_offset is the stored unsigned value, which the gemm takes as the unsigned operand).
 
 #include <cstddef>
 #include <cmath>
@@ -2516,6 +2517,7 @@ struct block_traits<block_q4_0> {
   using activation = block_q8_0;
 
   static constexpr bool unsigned_quants = false;
+  static constexpr int quant_offset = 8;  // quants + quant_offset: the stored 0..15
 
   static void unpack(const block_q4_0& b, std::int8_t* q) noexcept { small_block::unpack_nibbles(b.qs, q, 8); }
   template <class L>
@@ -2747,6 +2749,7 @@ struct block_traits<block_q5_0> {
   using activation = block_q8_0;
 
   static constexpr bool unsigned_quants = false;
+  static constexpr int quant_offset = 16;  // quants + quant_offset: the stored 0..31
 
   static void unpack(const block_q5_0& b, std::int8_t* q) noexcept { small_block::unpack_5bit(b.qh, b.qs, q, 16); }
   template <class L>
@@ -3346,7 +3349,8 @@ inline isa active_isa() {
 //    dot_u8 over 8 int32 lanes), converted to float (exact: |lane| < 2^24) and multiplied by the
 //    reference's scale d_w * d_a in a float vector accumulator; the affine formats' m_w * s_a
 //    term goes to a scalar accumulator. Only the order of the float additions differs: both
-//    sums are at most n_blocks / 2 + 5 (vector) and n_blocks (reference) rounding steps deep,
+//    sums are at most n_blocks / 2 + 5 (dot; n_blocks + 4 in the gemm tiles) and n_blocks
+//    (reference) rounding steps deep,
 //    each erring by at most eps / 2 of the magnitudes summed, so
 //      |dot - dot_reference| <= eps * (n_blocks + 8) * M,
 //      M = sum_b (|d_w * d_a| * sum_i |q_i * a_i| + |m_w * s_a|)
@@ -3361,6 +3365,7 @@ inline isa active_isa() {
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 // ---- begin chorus/simd/target.hpp ----
@@ -3677,38 +3682,188 @@ CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t ro
   }
 }
 
-// Y[i][r] = W[r] . X[i] for 32-element blocks: each weight row's blocks are decoded once per
-// tile of 64 blocks (2048 columns) and group of 64 activation rows, and read back from L1 by the
-// kernel of dot() for each row of the group. Up to 2048 columns the float summation order is
-// dot()'s; longer rows sum tile by tile.
+// ---- the gemm of 32-element blocks ----
+//
+// Eight weight rows at a time, interleaved so that int32 lane r of the multiply-accumulate is
+// row r: for each block and group of 4 quants, the 4 quants of row 0, then of row 1, ... (one
+// 32-byte vector), against the group's 4 activations repeated in every lane. Per block the 8 lanes
+// then take one conversion, one scale vector (the rows' d_w times the activation's d_a) and one
+// fused multiply-add per activation row, instead of one each per row and activation; no
+// horizontal sums at all. The weights are decoded and interleaved once per chunk of activation
+// rows into a tile that stays in L1.
+//
+// Arithmetic per row and block: the reference's integer (exact), d_w * d_a rounded once, a fused
+// multiply-add into the row's lane, blocks in order; the affine formats' m_w * s_a in a second
+// accumulator added at the end. So n_blocks + 1 rounding steps: within the bound above.
+
+// Decoded quants plus this offset lie in [0, 127] for the unsigned operand of the u8 x s8
+// multiply-accumulate (no sign trick; the offset times the activations' sum is taken off after);
+// -1 for formats whose quants span int8 (Q8_0, IQ4_NL), which take the signed one.
+template <class Block>
+constexpr int unsigned_offset() noexcept {
+  using traits = quant::block_traits<Block>;
+  if constexpr (traits::unsigned_quants) {
+    return 0;
+  } else if constexpr (requires { traits::quant_offset; }) {
+    return traits::quant_offset;
+  } else {
+    return -1;
+  }
+}
+
+template <class L>
+CHORUS_ALWAYS_INLINE typename L::ints dot_u8_acc(typename L::ints acc, typename L::bytes u, typename L::bytes a) noexcept {
+  if constexpr (requires { L::dot_u8_acc(acc, u, a); }) {
+    return L::dot_u8_acc(acc, u, a);
+  } else {
+    return L::add(acc, L::dot_u8(u, a));
+  }
+}
+template <class L>
+CHORUS_ALWAYS_INLINE typename L::ints dot_s8_acc(typename L::ints acc, typename L::bytes w, typename L::bytes a) noexcept {
+  if constexpr (requires { L::dot_s8_acc(acc, w, a); }) {
+    return L::dot_s8_acc(acc, w, a);
+  } else {
+    return L::add(acc, L::dot_s8(w, a));
+  }
+}
+
+inline constexpr std::size_t gemm_tile_blocks = 64;     // 2048 columns of 8 rows: 16 KiB
+inline constexpr std::size_t gemm_chunk_rows = 64;      // activation rows per chunk
+inline constexpr std::size_t gemm_chunk_blocks = 4096;  // activation blocks per chunk (about 140 KB)
+
+struct interleaved_rows {
+  alignas(64) std::int8_t q[gemm_tile_blocks][8][32];
+  alignas(32) float d[gemm_tile_blocks][8];
+  alignas(32) float m[gemm_tile_blocks][8];
+};
+
+// Rows [0, n_rows) (n_rows <= 8; the others zero) of blocks [b0, b0 + nb), decoded and interleaved.
 template <class L, class Block>
-CHORUS_ALWAYS_INLINE void gemm_small(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
+CHORUS_ALWAYS_INLINE void interleave(const Block* w, std::size_t per_row, std::size_t n_rows, std::size_t b0, std::size_t nb,
+                                     interleaved_rows& t) noexcept {
+  constexpr int offset = unsigned_offset<Block>();
+  for (std::size_t r = 0; r < 8; ++r) {
+    for (std::size_t b = 0; b < nb; ++b) {
+      alignas(32) std::int8_t q[32] = {};
+      float d = 0.0f, m = 0.0f;
+      if (r < n_rows) {
+        const decoded_block<L> u = decode_block<L>(w[r * per_row + b0 + b]);
+        L::store(q, offset > 0 ? L::sub(u.q, L::splat(static_cast<std::int8_t>(-offset))) : u.q);
+        d = u.d;
+        m = u.m;
+      }
+      for (std::size_t g = 0; g < 8; ++g) std::memcpy(&t.q[b][g][4 * r], q + 4 * g, 4);
+      t.d[b][r] = d;
+      t.m[b][r] = m;
+    }
+  }
+}
+
+// What the tiles need of each activation block, converted once per chunk: d_a, s_a (affine) and
+// -offset * (sum of its quants), indexed [row in chunk * per_row + block].
+struct activation_terms {
+  float d[gemm_chunk_blocks];
+  float s[gemm_chunk_blocks];
+  std::int32_t correction[gemm_chunk_blocks];
+};
+
+template <class L, class Block>
+CHORUS_ALWAYS_INLINE void prepare_terms(const activation_t<Block>* x, std::size_t x_stride, std::size_t n_rows, std::size_t per_row,
+                                        activation_terms& terms) noexcept {
+  constexpr int offset = unsigned_offset<Block>();
+  for (std::size_t i = 0; i < n_rows; ++i) {
+    for (std::size_t b = 0; b < per_row; ++b) {
+      const auto& a = x[i * x_stride + b];
+      const std::size_t k = i * per_row + b;
+      terms.d[k] = L::half(a.d.bits);
+      if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) terms.s[k] = L::half(a.s.bits);
+      if constexpr (offset > 0) {
+        std::int32_t sum = 0;
+        for (const std::int8_t v : a.qs) sum += v;
+        terms.correction[k] = -offset * sum;
+      }
+    }
+  }
+}
+
+// Cols activation rows (x: the first one's block b0, x_stride apart; terms at row `term_row`)
+// against a tile of nb blocks, accumulated into acc/off[j][0..8).
+template <class L, class Block, std::size_t Cols>
+CHORUS_ALWAYS_INLINE void interleaved_tile(const interleaved_rows& t, std::size_t nb, const activation_t<Block>* x,
+                                           std::size_t x_stride, const activation_terms& terms, std::size_t term_row,
+                                           std::size_t per_row, std::size_t b0, float (*acc)[8], float (*off)[8]) noexcept {
+  constexpr int offset = unsigned_offset<Block>();
+  constexpr bool affine = quant::block_traits<Block>::kind == quant::block_kind::affine;
+  typename L::floats sum[Cols], sum_off[Cols];
+  unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+    sum[j] = L::load_floats(acc[j]);
+    if constexpr (affine) sum_off[j] = L::load_floats(off[j]);
+  });
+  for (std::size_t b = 0; b < nb; ++b) {
+    typename L::ints s[Cols];
+    unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+      s[j] = offset > 0 ? L::splat_ints(terms.correction[(term_row + j) * per_row + b0 + b]) : L::zero_ints();
+    });
+    unroll<8>([&](auto g) CHORUS_LAMBDA_INLINE {
+      const auto wq = L::load(t.q[b][g]);
+      unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+        const auto a = L::broadcast4(x[j * x_stride + b].qs + 4 * g);
+        s[j] = offset >= 0 ? dot_u8_acc<L>(s[j], wq, a) : dot_s8_acc<L>(s[j], wq, a);
+      });
+    });
+    const auto dw = L::load_floats(t.d[b]);
+    unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+      const std::size_t k = (term_row + j) * per_row + b0 + b;
+      sum[j] = L::fma(L::to_floats(s[j]), L::mul(dw, L::splatf(terms.d[k])), sum[j]);
+      if constexpr (affine) sum_off[j] = L::fma(L::load_floats(t.m[b]), L::splatf(terms.s[k]), sum_off[j]);
+    });
+  }
+  unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+    L::store_floats(acc[j], sum[j]);
+    if constexpr (affine) L::store_floats(off[j], sum_off[j]);
+  });
+}
+
+// Y[i][r] = W[r] . X[i] for 32-element blocks (x_stride activation blocks apart; Y rows y_stride
+// floats apart), L::tile_cols activation rows per register tile.
+template <class L, class Block, class Dot>
+CHORUS_ALWAYS_INLINE void gemm_small(Dot dot_row, const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
                                      const activation_t<Block>* x, std::size_t n_x, std::size_t x_stride, float* y,
                                      std::size_t y_stride) noexcept {
-  constexpr std::size_t tile_blocks = 64, group = 64;
+  constexpr std::size_t C = L::tile_cols;
   const std::size_t per_row = cols / 32;
-  alignas(64) std::int8_t q[tile_blocks * 32];
-  float d[tile_blocks], m[tile_blocks], acc[group];
-  for (std::size_t r = row_begin; r < row_end; ++r) {
-    const Block* row = w + r * per_row;
-    for (std::size_t i0 = 0; i0 < n_x; i0 += group) {
-      const std::size_t ni = std::min(group, n_x - i0);
-      std::fill(acc, acc + ni, 0.0f);
-      for (std::size_t b0 = 0; b0 < per_row; b0 += tile_blocks) {
-        const std::size_t nb = std::min(tile_blocks, per_row - b0);
-        for (std::size_t b = 0; b < nb; ++b) {
-          const decoded_block<L> u = decode_block<L>(row[b0 + b]);
-          L::store(q + 32 * b, u.q);
-          d[b] = u.d;
-          m[b] = u.m;
+  if (per_row > gemm_chunk_blocks) {  // beyond 131072 columns: one row at a time
+    for (std::size_t i = 0; i < n_x; ++i) {
+      for (std::size_t r = row_begin; r < row_end; ++r) y[i * y_stride + r] = dot_row(w + r * per_row, x + i * x_stride, per_row);
+    }
+    return;
+  }
+  const std::size_t chunk = std::min(gemm_chunk_rows, gemm_chunk_blocks / per_row);
+  interleaved_rows tile;
+  activation_terms terms;
+  float acc[gemm_chunk_rows][8], off[gemm_chunk_rows][8];
+  for (std::size_t i0 = 0; i0 < n_x; i0 += chunk) {
+    const std::size_t ni = std::min(chunk, n_x - i0);
+    prepare_terms<L, Block>(x + i0 * x_stride, x_stride, ni, per_row, terms);
+    for (std::size_t r0 = row_begin; r0 < row_end; r0 += 8) {
+      const std::size_t nr = std::min<std::size_t>(8, row_end - r0);
+      std::fill(&acc[0][0], &acc[0][0] + ni * 8, 0.0f);
+      std::fill(&off[0][0], &off[0][0] + ni * 8, 0.0f);
+      for (std::size_t b0 = 0; b0 < per_row; b0 += gemm_tile_blocks) {
+        const std::size_t nb = std::min(gemm_tile_blocks, per_row - b0);
+        interleave<L>(w + r0 * per_row, per_row, nr, b0, nb, tile);
+        std::size_t i = 0;
+        for (; i + C <= ni; i += C) {
+          interleaved_tile<L, Block, C>(tile, nb, x + (i0 + i) * x_stride + b0, x_stride, terms, i, per_row, b0, acc + i, off + i);
         }
-        const auto tile = [&](std::size_t b) CHORUS_LAMBDA_INLINE { return decoded_block<L>{L::load(q + 32 * b), d[b], m[b]}; };
-        for (std::size_t i = 0; i < ni; ++i) {
-          const auto* xi = x + (i0 + i) * x_stride + b0;
-          acc[i] += small_dot<L, Block>(tile, xi, activation_scales<L, activation_t<Block>>{xi}, nb);
+        for (; i < ni; ++i) {
+          interleaved_tile<L, Block, 1>(tile, nb, x + (i0 + i) * x_stride + b0, x_stride, terms, i, per_row, b0, acc + i, off + i);
         }
       }
-      for (std::size_t i = 0; i < ni; ++i) y[(i0 + i) * y_stride + r] = acc[i];
+      for (std::size_t i = 0; i < ni; ++i) {
+        for (std::size_t r = 0; r < nr; ++r) y[(i0 + i) * y_stride + r0 + r] = acc[i][r] + off[i][r];
+      }
     }
   }
 }
@@ -3897,6 +4052,8 @@ struct neon_level {
     std::int8_t v[16];  // the multiply-accumulate takes each scale as a scalar
   };
   static constexpr std::size_t fwidth = 4;
+  // activation rows per gemm register tile (4 q registers of accumulators each, of 32)
+  static constexpr std::size_t tile_cols = 4;
   struct fvec {
     float32x4_t v;
   };
@@ -3931,6 +4088,12 @@ struct neon_level {
     return {bit_bytes16(static_cast<std::uint16_t>(bits), value), bit_bytes16(static_cast<std::uint16_t>(bits >> 16), value)};
   }
   static inline bytes splat(std::int8_t x) noexcept { return {vdupq_n_s8(x), vdupq_n_s8(x)}; }
+  static inline bytes broadcast4(const void* p) noexcept {
+    std::int32_t v;
+    std::memcpy(&v, p, 4);
+    const int8x16_t b = vreinterpretq_s8_s32(vdupq_n_s32(v));
+    return {b, b};
+  }
   static inline bytes and_(bytes a, bytes b) noexcept { return {vandq_s8(a.lo, b.lo), vandq_s8(a.hi, b.hi)}; }
   static inline bytes or_(bytes a, bytes b) noexcept { return {vorrq_s8(a.lo, b.lo), vorrq_s8(a.hi, b.hi)}; }
   static inline bytes sub(bytes a, bytes b) noexcept { return {vsubq_s8(a.lo, b.lo), vsubq_s8(a.hi, b.hi)}; }
@@ -3958,6 +4121,7 @@ struct neon_level {
   static inline ints dot_s8(bytes w, bytes a) noexcept { return {dot16_widening(w.lo, a.lo), dot16_widening(w.hi, a.hi)}; }
   static inline ints dot_u8(bytes w, bytes a) noexcept { return dot_s8(w, a); }
   static inline ints zero_ints() noexcept { return {vdupq_n_s32(0), vdupq_n_s32(0)}; }
+  static inline ints splat_ints(std::int32_t x) noexcept { return {vdupq_n_s32(x), vdupq_n_s32(x)}; }
   static inline ints add(ints a, ints b) noexcept { return {vaddq_s32(a.lo, b.lo), vaddq_s32(a.hi, b.hi)}; }
   static inline std::int32_t hsum(ints a) noexcept { return vaddvq_s32(vaddq_s32(a.lo, a.hi)); }
 
@@ -3994,6 +4158,12 @@ struct neon_level {
   static inline floats zerof() noexcept { return splatf(0.0f); }
   static inline floats fma(floats a, floats b, floats c) noexcept { return {vfmaq_f32(c.lo, a.lo, b.lo), vfmaq_f32(c.hi, a.hi, b.hi)}; }
   static inline floats add(floats a, floats b) noexcept { return {vaddq_f32(a.lo, b.lo), vaddq_f32(a.hi, b.hi)}; }
+  static inline floats mul(floats a, floats b) noexcept { return {vmulq_f32(a.lo, b.lo), vmulq_f32(a.hi, b.hi)}; }
+  static inline floats load_floats(const float* p) noexcept { return {vld1q_f32(p), vld1q_f32(p + 4)}; }
+  static inline void store_floats(float* p, floats a) noexcept {
+    vst1q_f32(p, a.lo);
+    vst1q_f32(p + 4, a.hi);
+  }
   static inline float hsum(floats a) noexcept { return vaddvq_f32(vaddq_f32(a.lo, a.hi)); }
   static inline float half(std::uint16_t bits) noexcept {
     return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(bits))), 0);
@@ -4038,6 +4208,10 @@ struct dotprod_level : neon_level {
   }
   CHORUS_TARGET_DOTPROD static inline ints dot_s8(bytes w, bytes a) noexcept { return {dot16(w.lo, a.lo), dot16(w.hi, a.hi)}; }
   CHORUS_TARGET_DOTPROD static inline ints dot_u8(bytes w, bytes a) noexcept { return dot_s8(w, a); }
+  CHORUS_TARGET_DOTPROD static inline ints dot_s8_acc(ints acc, bytes w, bytes a) noexcept {
+    return {vdotq_s32(acc.lo, w.lo, a.lo), vdotq_s32(acc.hi, w.hi, a.hi)};
+  }
+  CHORUS_TARGET_DOTPROD static inline ints dot_u8_acc(ints acc, bytes w, bytes a) noexcept { return dot_s8_acc(acc, w, a); }
   template <int G, bool Signed>
   CHORUS_TARGET_DOTPROD static inline ints dot_scaled(ints acc, bytes w, bytes a, const scale_lanes& s) noexcept {
     return {vmlaq_n_s32(acc.lo, dot16(w.lo, a.lo), s.v[2 * G]), vmlaq_n_s32(acc.hi, dot16(w.hi, a.hi), s.v[2 * G + 1])};
@@ -4102,6 +4276,8 @@ struct scalar_level {
     std::int8_t v[16];
   };
   static constexpr std::size_t fwidth = 8;
+  // activation rows per register tile of the gemm (kernels.hpp: interleaved_tile)
+  static constexpr std::size_t tile_cols = 2;
   struct fvec {
     float v[8];
   };
@@ -4113,6 +4289,12 @@ struct scalar_level {
     return r;
   }
   static inline void store(void* p, bytes a) noexcept { std::memcpy(p, a.v, 32); }
+  // the 4 bytes at p in every group of 4 lanes
+  static inline bytes broadcast4(const void* p) noexcept {
+    bytes r;
+    for (int k = 0; k < 8; ++k) std::memcpy(r.v + 4 * k, p, 4);
+    return r;
+  }
   // 16 bytes: the low nibbles become lanes 0..15, the high nibbles lanes 16..31.
   static inline bytes nibbles(const std::uint8_t* p) noexcept {
     bytes r;
@@ -4177,6 +4359,11 @@ struct scalar_level {
     return r;
   }
   static inline ints zero_ints() noexcept { return ints{}; }
+  static inline ints splat_ints(std::int32_t x) noexcept {
+    ints r;
+    for (auto& v : r.v) v = x;
+    return r;
+  }
   static inline ints add(ints a, ints b) noexcept {
     for (int k = 0; k < 8; ++k) a.v[k] += b.v[k];
     return a;
@@ -4255,6 +4442,16 @@ struct scalar_level {
     for (int k = 0; k < 8; ++k) a.v[k] += b.v[k];
     return a;
   }
+  static inline floats mul(floats a, floats b) noexcept {
+    for (int k = 0; k < 8; ++k) a.v[k] *= b.v[k];
+    return a;
+  }
+  static inline floats load_floats(const float* p) noexcept {
+    floats r;
+    std::memcpy(r.v, p, sizeof r.v);
+    return r;
+  }
+  static inline void store_floats(float* p, floats a) noexcept { std::memcpy(p, a.v, sizeof a.v); }
   static inline float hsum(floats a) noexcept {
     // pairwise, as the vector levels reduce
     float s4[4], s2[2];
@@ -4420,6 +4617,8 @@ struct sse4_level {
     __m128i first, second;  // scales 0..7 and 8..15 as int16
   };
   static constexpr std::size_t fwidth = 4;
+  // activation rows per gemm register tile (16 xmm registers, two per vector)
+  static constexpr std::size_t tile_cols = 2;
   struct fvec {
     __m128 v;
   };
@@ -4441,6 +4640,12 @@ struct sse4_level {
   CHORUS_TARGET_SSE4 static inline bytes bit_bytes(std::uint32_t bits, std::uint8_t value) noexcept {
     return {x86::bit_bytes_sse4(static_cast<std::uint16_t>(bits), value),
             x86::bit_bytes_sse4(static_cast<std::uint16_t>(bits >> 16), value)};
+  }
+  CHORUS_TARGET_SSE4 static inline bytes broadcast4(const void* p) noexcept {
+    std::int32_t v;
+    std::memcpy(&v, p, 4);
+    const __m128i b = _mm_set1_epi32(v);
+    return {b, b};
   }
   CHORUS_TARGET_SSE4 static inline bytes splat(std::int8_t x) noexcept {
     const __m128i v = _mm_set1_epi8(x);
@@ -4473,6 +4678,7 @@ struct sse4_level {
     return {pairs_to_ints(_mm_maddubs_epi16(w.lo, a.lo)), pairs_to_ints(_mm_maddubs_epi16(w.hi, a.hi))};
   }
   CHORUS_TARGET_SSE4 static inline ints zero_ints() noexcept { return {_mm_setzero_si128(), _mm_setzero_si128()}; }
+  CHORUS_TARGET_SSE4 static inline ints splat_ints(std::int32_t x) noexcept { return {_mm_set1_epi32(x), _mm_set1_epi32(x)}; }
   CHORUS_TARGET_SSE4 static inline ints add(ints a, ints b) noexcept { return {_mm_add_epi32(a.lo, b.lo), _mm_add_epi32(a.hi, b.hi)}; }
   CHORUS_TARGET_SSE4 static inline std::int32_t hsum(ints a) noexcept { return x86::hsum_epi32(_mm_add_epi32(a.lo, a.hi)); }
 
@@ -4519,6 +4725,12 @@ struct sse4_level {
     return {_mm_add_ps(_mm_mul_ps(a.lo, b.lo), c.lo), _mm_add_ps(_mm_mul_ps(a.hi, b.hi), c.hi)};
   }
   CHORUS_TARGET_SSE4 static inline floats add(floats a, floats b) noexcept { return {_mm_add_ps(a.lo, b.lo), _mm_add_ps(a.hi, b.hi)}; }
+  CHORUS_TARGET_SSE4 static inline floats mul(floats a, floats b) noexcept { return {_mm_mul_ps(a.lo, b.lo), _mm_mul_ps(a.hi, b.hi)}; }
+  CHORUS_TARGET_SSE4 static inline floats load_floats(const float* p) noexcept { return {_mm_loadu_ps(p), _mm_loadu_ps(p + 4)}; }
+  CHORUS_TARGET_SSE4 static inline void store_floats(float* p, floats a) noexcept {
+    _mm_storeu_ps(p, a.lo);
+    _mm_storeu_ps(p + 4, a.hi);
+  }
   CHORUS_TARGET_SSE4 static inline float hsum(floats a) noexcept { return x86::hsum_ps(_mm_add_ps(a.lo, a.hi)); }
   static inline float half(std::uint16_t bits) noexcept { return half_to_float_fast(bits); }
 
@@ -4592,6 +4804,11 @@ struct sse4_level {
     return {_mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m))};                         \
   }                                                                                                                  \
   TARGET static inline bytes splat(std::int8_t x) noexcept { return {_mm256_set1_epi8(x)}; }                        \
+  TARGET static inline bytes broadcast4(const void* p) noexcept {                                                    \
+    std::int32_t v;                                                                                                  \
+    std::memcpy(&v, p, 4);                                                                                           \
+    return {_mm256_set1_epi32(v)};                                                                                   \
+  }                                                                                                                  \
   TARGET static inline bytes and_(bytes a, bytes b) noexcept { return {_mm256_and_si256(a.v, b.v)}; }               \
   TARGET static inline bytes or_(bytes a, bytes b) noexcept { return {_mm256_or_si256(a.v, b.v)}; }                 \
   TARGET static inline bytes sub(bytes a, bytes b) noexcept { return {_mm256_sub_epi8(a.v, b.v)}; }                 \
@@ -4608,6 +4825,7 @@ struct sse4_level {
     return {_mm256_shuffle_epi8(t, idx.v)};                                                                          \
   }                                                                                                                  \
   TARGET static inline ints zero_ints() noexcept { return {_mm256_setzero_si256()}; }                               \
+  TARGET static inline ints splat_ints(std::int32_t x) noexcept { return {_mm256_set1_epi32(x)}; }                 \
   TARGET static inline ints add(ints a, ints b) noexcept { return {_mm256_add_epi32(a.v, b.v)}; }                   \
   TARGET static inline std::int32_t hsum(ints a) noexcept {                                                          \
     return x86::hsum_epi32(_mm_add_epi32(_mm256_castsi256_si128(a.v), _mm256_extracti128_si256(a.v, 1)));          \
@@ -4645,6 +4863,9 @@ struct sse4_level {
   TARGET static inline floats zerof() noexcept { return {_mm256_setzero_ps()}; }                                    \
   TARGET static inline floats fma(floats a, floats b, floats c) noexcept { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; } \
   TARGET static inline floats add(floats a, floats b) noexcept { return {_mm256_add_ps(a.v, b.v)}; }                \
+  TARGET static inline floats mul(floats a, floats b) noexcept { return {_mm256_mul_ps(a.v, b.v)}; }                \
+  TARGET static inline floats load_floats(const float* p) noexcept { return {_mm256_loadu_ps(p)}; }                \
+  TARGET static inline void store_floats(float* p, floats a) noexcept { _mm256_storeu_ps(p, a.v); }                \
   TARGET static inline float hsum(floats a) noexcept {                                                               \
     return x86::hsum_ps(_mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1)));                    \
   }                                                                                                                  \
@@ -4669,6 +4890,8 @@ struct avx2_level {
   }
 
   static constexpr std::size_t fwidth = 8;
+  // activation rows per gemm register tile (2 accumulators each, of 16 ymm registers)
+  static constexpr std::size_t tile_cols = 4;
   struct fvec {
     __m256 v;
   };
@@ -4720,12 +4943,18 @@ struct avx512_level {
   CHORUS_TARGET_AVX512 static inline ints dot_u8(bytes w, bytes a) noexcept {
     return {_mm256_dpbusd_epi32(_mm256_setzero_si256(), w.v, a.v)};
   }
+  CHORUS_TARGET_AVX512 static inline ints dot_u8_acc(ints acc, bytes w, bytes a) noexcept { return {_mm256_dpbusd_epi32(acc.v, w.v, a.v)}; }
+  CHORUS_TARGET_AVX512 static inline ints dot_s8_acc(ints acc, bytes w, bytes a) noexcept {
+    return {_mm256_dpbusd_epi32(acc.v, _mm256_sign_epi8(w.v, w.v), _mm256_sign_epi8(a.v, w.v))};
+  }
   template <int G, bool Signed>
   CHORUS_TARGET_AVX512 static inline ints dot_scaled(ints acc, bytes w, bytes a, const scale_lanes& s) noexcept {
     return {_mm256_dpwssd_epi32(acc.v, pairs<Signed>(w, a), group_scales<G>(s))};
   }
 
   static constexpr std::size_t fwidth = 16;
+  // activation rows per gemm register tile (2 accumulators each, of 32 ymm registers)
+  static constexpr std::size_t tile_cols = 8;
   struct fvec {
     __m512 v;
   };
@@ -4855,7 +5084,7 @@ struct entries;
                                            const activation_t<Block>* x, std::size_t n_x, std::size_t x_stride,    \
                                            float* y, std::size_t y_stride) noexcept {                              \
       if constexpr (detail::small_block<Block>) {                                                                  \
-        kernels::gemm_small<L>(w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                                    \
+        kernels::gemm_small<L>(&dot<Block>, w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                                    \
       } else {                                                                                                     \
         kernels::gemm(&dot<Block>, w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                                \
       }                                                                                                            \

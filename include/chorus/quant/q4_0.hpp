@@ -22,6 +22,7 @@ struct block_traits<block_q4_0> {
   using activation = block_q8_0;
 
   static constexpr bool unsigned_quants = false;
+  static constexpr int quant_offset = 8;  // quants + quant_offset: the stored 0..15
 
   static void unpack(const block_q4_0& b, std::int8_t* q) noexcept { small_block::unpack_nibbles(b.qs, q, 8); }
   template <class L>

@@ -50,6 +50,7 @@ struct block_traits<block_q5_0> {
   using activation = block_q8_0;
 
   static constexpr bool unsigned_quants = false;
+  static constexpr int quant_offset = 16;  // quants + quant_offset: the stored 0..31
 
   static void unpack(const block_q5_0& b, std::int8_t* q) noexcept { small_block::unpack_5bit(b.qh, b.qs, q, 16); }
   template <class L>

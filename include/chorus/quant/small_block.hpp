@@ -7,7 +7,8 @@
 //   quants<Level>(block) -> bytes      the vector decoder over a level's vocabulary (simd/level_*.hpp):
 //                                      the same 32 quants in one vector, for the kernels of simd/
 // plus `unsigned_quants` (the affine formats' quants are 0..31, which the u8 x s8 instructions
-// take as they are; the others are signed).
+// take as they are; the others are signed) and, for signed quants of few bits, `quant_offset`
+// (q + quant_offset is the stored unsigned value, which the gemm takes as the unsigned operand).
 #pragma once
 
 #include <cstddef>

@@ -8,7 +8,8 @@
 //    dot_u8 over 8 int32 lanes), converted to float (exact: |lane| < 2^24) and multiplied by the
 //    reference's scale d_w * d_a in a float vector accumulator; the affine formats' m_w * s_a
 //    term goes to a scalar accumulator. Only the order of the float additions differs: both
-//    sums are at most n_blocks / 2 + 5 (vector) and n_blocks (reference) rounding steps deep,
+//    sums are at most n_blocks / 2 + 5 (dot; n_blocks + 4 in the gemm tiles) and n_blocks
+//    (reference) rounding steps deep,
 //    each erring by at most eps / 2 of the magnitudes summed, so
 //      |dot - dot_reference| <= eps * (n_blocks + 8) * M,
 //      M = sum_b (|d_w * d_a| * sum_i |q_i * a_i| + |m_w * s_a|)
@@ -24,6 +25,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "chorus/config.hpp"
@@ -270,38 +272,188 @@ CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t ro
   }
 }
 
-// Y[i][r] = W[r] . X[i] for 32-element blocks: each weight row's blocks are decoded once per
-// tile of 64 blocks (2048 columns) and group of 64 activation rows, and read back from L1 by the
-// kernel of dot() for each row of the group. Up to 2048 columns the float summation order is
-// dot()'s; longer rows sum tile by tile.
+// ---- the gemm of 32-element blocks ----
+//
+// Eight weight rows at a time, interleaved so that int32 lane r of the multiply-accumulate is
+// row r: for each block and group of 4 quants, the 4 quants of row 0, then of row 1, ... (one
+// 32-byte vector), against the group's 4 activations repeated in every lane. Per block the 8 lanes
+// then take one conversion, one scale vector (the rows' d_w times the activation's d_a) and one
+// fused multiply-add per activation row, instead of one each per row and activation; no
+// horizontal sums at all. The weights are decoded and interleaved once per chunk of activation
+// rows into a tile that stays in L1.
+//
+// Arithmetic per row and block: the reference's integer (exact), d_w * d_a rounded once, a fused
+// multiply-add into the row's lane, blocks in order; the affine formats' m_w * s_a in a second
+// accumulator added at the end. So n_blocks + 1 rounding steps: within the bound above.
+
+// Decoded quants plus this offset lie in [0, 127] for the unsigned operand of the u8 x s8
+// multiply-accumulate (no sign trick; the offset times the activations' sum is taken off after);
+// -1 for formats whose quants span int8 (Q8_0, IQ4_NL), which take the signed one.
+template <class Block>
+constexpr int unsigned_offset() noexcept {
+  using traits = quant::block_traits<Block>;
+  if constexpr (traits::unsigned_quants) {
+    return 0;
+  } else if constexpr (requires { traits::quant_offset; }) {
+    return traits::quant_offset;
+  } else {
+    return -1;
+  }
+}
+
+template <class L>
+CHORUS_ALWAYS_INLINE typename L::ints dot_u8_acc(typename L::ints acc, typename L::bytes u, typename L::bytes a) noexcept {
+  if constexpr (requires { L::dot_u8_acc(acc, u, a); }) {
+    return L::dot_u8_acc(acc, u, a);
+  } else {
+    return L::add(acc, L::dot_u8(u, a));
+  }
+}
+template <class L>
+CHORUS_ALWAYS_INLINE typename L::ints dot_s8_acc(typename L::ints acc, typename L::bytes w, typename L::bytes a) noexcept {
+  if constexpr (requires { L::dot_s8_acc(acc, w, a); }) {
+    return L::dot_s8_acc(acc, w, a);
+  } else {
+    return L::add(acc, L::dot_s8(w, a));
+  }
+}
+
+inline constexpr std::size_t gemm_tile_blocks = 64;     // 2048 columns of 8 rows: 16 KiB
+inline constexpr std::size_t gemm_chunk_rows = 64;      // activation rows per chunk
+inline constexpr std::size_t gemm_chunk_blocks = 4096;  // activation blocks per chunk (about 140 KB)
+
+struct interleaved_rows {
+  alignas(64) std::int8_t q[gemm_tile_blocks][8][32];
+  alignas(32) float d[gemm_tile_blocks][8];
+  alignas(32) float m[gemm_tile_blocks][8];
+};
+
+// Rows [0, n_rows) (n_rows <= 8; the others zero) of blocks [b0, b0 + nb), decoded and interleaved.
 template <class L, class Block>
-CHORUS_ALWAYS_INLINE void gemm_small(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
+CHORUS_ALWAYS_INLINE void interleave(const Block* w, std::size_t per_row, std::size_t n_rows, std::size_t b0, std::size_t nb,
+                                     interleaved_rows& t) noexcept {
+  constexpr int offset = unsigned_offset<Block>();
+  for (std::size_t r = 0; r < 8; ++r) {
+    for (std::size_t b = 0; b < nb; ++b) {
+      alignas(32) std::int8_t q[32] = {};
+      float d = 0.0f, m = 0.0f;
+      if (r < n_rows) {
+        const decoded_block<L> u = decode_block<L>(w[r * per_row + b0 + b]);
+        L::store(q, offset > 0 ? L::sub(u.q, L::splat(static_cast<std::int8_t>(-offset))) : u.q);
+        d = u.d;
+        m = u.m;
+      }
+      for (std::size_t g = 0; g < 8; ++g) std::memcpy(&t.q[b][g][4 * r], q + 4 * g, 4);
+      t.d[b][r] = d;
+      t.m[b][r] = m;
+    }
+  }
+}
+
+// What the tiles need of each activation block, converted once per chunk: d_a, s_a (affine) and
+// -offset * (sum of its quants), indexed [row in chunk * per_row + block].
+struct activation_terms {
+  float d[gemm_chunk_blocks];
+  float s[gemm_chunk_blocks];
+  std::int32_t correction[gemm_chunk_blocks];
+};
+
+template <class L, class Block>
+CHORUS_ALWAYS_INLINE void prepare_terms(const activation_t<Block>* x, std::size_t x_stride, std::size_t n_rows, std::size_t per_row,
+                                        activation_terms& terms) noexcept {
+  constexpr int offset = unsigned_offset<Block>();
+  for (std::size_t i = 0; i < n_rows; ++i) {
+    for (std::size_t b = 0; b < per_row; ++b) {
+      const auto& a = x[i * x_stride + b];
+      const std::size_t k = i * per_row + b;
+      terms.d[k] = L::half(a.d.bits);
+      if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) terms.s[k] = L::half(a.s.bits);
+      if constexpr (offset > 0) {
+        std::int32_t sum = 0;
+        for (const std::int8_t v : a.qs) sum += v;
+        terms.correction[k] = -offset * sum;
+      }
+    }
+  }
+}
+
+// Cols activation rows (x: the first one's block b0, x_stride apart; terms at row `term_row`)
+// against a tile of nb blocks, accumulated into acc/off[j][0..8).
+template <class L, class Block, std::size_t Cols>
+CHORUS_ALWAYS_INLINE void interleaved_tile(const interleaved_rows& t, std::size_t nb, const activation_t<Block>* x,
+                                           std::size_t x_stride, const activation_terms& terms, std::size_t term_row,
+                                           std::size_t per_row, std::size_t b0, float (*acc)[8], float (*off)[8]) noexcept {
+  constexpr int offset = unsigned_offset<Block>();
+  constexpr bool affine = quant::block_traits<Block>::kind == quant::block_kind::affine;
+  typename L::floats sum[Cols], sum_off[Cols];
+  unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+    sum[j] = L::load_floats(acc[j]);
+    if constexpr (affine) sum_off[j] = L::load_floats(off[j]);
+  });
+  for (std::size_t b = 0; b < nb; ++b) {
+    typename L::ints s[Cols];
+    unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+      s[j] = offset > 0 ? L::splat_ints(terms.correction[(term_row + j) * per_row + b0 + b]) : L::zero_ints();
+    });
+    unroll<8>([&](auto g) CHORUS_LAMBDA_INLINE {
+      const auto wq = L::load(t.q[b][g]);
+      unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+        const auto a = L::broadcast4(x[j * x_stride + b].qs + 4 * g);
+        s[j] = offset >= 0 ? dot_u8_acc<L>(s[j], wq, a) : dot_s8_acc<L>(s[j], wq, a);
+      });
+    });
+    const auto dw = L::load_floats(t.d[b]);
+    unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+      const std::size_t k = (term_row + j) * per_row + b0 + b;
+      sum[j] = L::fma(L::to_floats(s[j]), L::mul(dw, L::splatf(terms.d[k])), sum[j]);
+      if constexpr (affine) sum_off[j] = L::fma(L::load_floats(t.m[b]), L::splatf(terms.s[k]), sum_off[j]);
+    });
+  }
+  unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+    L::store_floats(acc[j], sum[j]);
+    if constexpr (affine) L::store_floats(off[j], sum_off[j]);
+  });
+}
+
+// Y[i][r] = W[r] . X[i] for 32-element blocks (x_stride activation blocks apart; Y rows y_stride
+// floats apart), L::tile_cols activation rows per register tile.
+template <class L, class Block, class Dot>
+CHORUS_ALWAYS_INLINE void gemm_small(Dot dot_row, const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
                                      const activation_t<Block>* x, std::size_t n_x, std::size_t x_stride, float* y,
                                      std::size_t y_stride) noexcept {
-  constexpr std::size_t tile_blocks = 64, group = 64;
+  constexpr std::size_t C = L::tile_cols;
   const std::size_t per_row = cols / 32;
-  alignas(64) std::int8_t q[tile_blocks * 32];
-  float d[tile_blocks], m[tile_blocks], acc[group];
-  for (std::size_t r = row_begin; r < row_end; ++r) {
-    const Block* row = w + r * per_row;
-    for (std::size_t i0 = 0; i0 < n_x; i0 += group) {
-      const std::size_t ni = std::min(group, n_x - i0);
-      std::fill(acc, acc + ni, 0.0f);
-      for (std::size_t b0 = 0; b0 < per_row; b0 += tile_blocks) {
-        const std::size_t nb = std::min(tile_blocks, per_row - b0);
-        for (std::size_t b = 0; b < nb; ++b) {
-          const decoded_block<L> u = decode_block<L>(row[b0 + b]);
-          L::store(q + 32 * b, u.q);
-          d[b] = u.d;
-          m[b] = u.m;
+  if (per_row > gemm_chunk_blocks) {  // beyond 131072 columns: one row at a time
+    for (std::size_t i = 0; i < n_x; ++i) {
+      for (std::size_t r = row_begin; r < row_end; ++r) y[i * y_stride + r] = dot_row(w + r * per_row, x + i * x_stride, per_row);
+    }
+    return;
+  }
+  const std::size_t chunk = std::min(gemm_chunk_rows, gemm_chunk_blocks / per_row);
+  interleaved_rows tile;
+  activation_terms terms;
+  float acc[gemm_chunk_rows][8], off[gemm_chunk_rows][8];
+  for (std::size_t i0 = 0; i0 < n_x; i0 += chunk) {
+    const std::size_t ni = std::min(chunk, n_x - i0);
+    prepare_terms<L, Block>(x + i0 * x_stride, x_stride, ni, per_row, terms);
+    for (std::size_t r0 = row_begin; r0 < row_end; r0 += 8) {
+      const std::size_t nr = std::min<std::size_t>(8, row_end - r0);
+      std::fill(&acc[0][0], &acc[0][0] + ni * 8, 0.0f);
+      std::fill(&off[0][0], &off[0][0] + ni * 8, 0.0f);
+      for (std::size_t b0 = 0; b0 < per_row; b0 += gemm_tile_blocks) {
+        const std::size_t nb = std::min(gemm_tile_blocks, per_row - b0);
+        interleave<L>(w + r0 * per_row, per_row, nr, b0, nb, tile);
+        std::size_t i = 0;
+        for (; i + C <= ni; i += C) {
+          interleaved_tile<L, Block, C>(tile, nb, x + (i0 + i) * x_stride + b0, x_stride, terms, i, per_row, b0, acc + i, off + i);
         }
-        const auto tile = [&](std::size_t b) CHORUS_LAMBDA_INLINE { return decoded_block<L>{L::load(q + 32 * b), d[b], m[b]}; };
-        for (std::size_t i = 0; i < ni; ++i) {
-          const auto* xi = x + (i0 + i) * x_stride + b0;
-          acc[i] += small_dot<L, Block>(tile, xi, activation_scales<L, activation_t<Block>>{xi}, nb);
+        for (; i < ni; ++i) {
+          interleaved_tile<L, Block, 1>(tile, nb, x + (i0 + i) * x_stride + b0, x_stride, terms, i, per_row, b0, acc + i, off + i);
         }
       }
-      for (std::size_t i = 0; i < ni; ++i) y[(i0 + i) * y_stride + r] = acc[i];
+      for (std::size_t i = 0; i < ni; ++i) {
+        for (std::size_t r = 0; r < nr; ++r) y[(i0 + i) * y_stride + r0 + r] = acc[i][r] + off[i][r];
+      }
     }
   }
 }

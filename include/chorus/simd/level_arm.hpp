@@ -42,6 +42,8 @@ struct neon_level {
     std::int8_t v[16];  // the multiply-accumulate takes each scale as a scalar
   };
   static constexpr std::size_t fwidth = 4;
+  // activation rows per gemm register tile (4 q registers of accumulators each, of 32)
+  static constexpr std::size_t tile_cols = 4;
   struct fvec {
     float32x4_t v;
   };
@@ -76,6 +78,12 @@ struct neon_level {
     return {bit_bytes16(static_cast<std::uint16_t>(bits), value), bit_bytes16(static_cast<std::uint16_t>(bits >> 16), value)};
   }
   static inline bytes splat(std::int8_t x) noexcept { return {vdupq_n_s8(x), vdupq_n_s8(x)}; }
+  static inline bytes broadcast4(const void* p) noexcept {
+    std::int32_t v;
+    std::memcpy(&v, p, 4);
+    const int8x16_t b = vreinterpretq_s8_s32(vdupq_n_s32(v));
+    return {b, b};
+  }
   static inline bytes and_(bytes a, bytes b) noexcept { return {vandq_s8(a.lo, b.lo), vandq_s8(a.hi, b.hi)}; }
   static inline bytes or_(bytes a, bytes b) noexcept { return {vorrq_s8(a.lo, b.lo), vorrq_s8(a.hi, b.hi)}; }
   static inline bytes sub(bytes a, bytes b) noexcept { return {vsubq_s8(a.lo, b.lo), vsubq_s8(a.hi, b.hi)}; }
@@ -103,6 +111,7 @@ struct neon_level {
   static inline ints dot_s8(bytes w, bytes a) noexcept { return {dot16_widening(w.lo, a.lo), dot16_widening(w.hi, a.hi)}; }
   static inline ints dot_u8(bytes w, bytes a) noexcept { return dot_s8(w, a); }
   static inline ints zero_ints() noexcept { return {vdupq_n_s32(0), vdupq_n_s32(0)}; }
+  static inline ints splat_ints(std::int32_t x) noexcept { return {vdupq_n_s32(x), vdupq_n_s32(x)}; }
   static inline ints add(ints a, ints b) noexcept { return {vaddq_s32(a.lo, b.lo), vaddq_s32(a.hi, b.hi)}; }
   static inline std::int32_t hsum(ints a) noexcept { return vaddvq_s32(vaddq_s32(a.lo, a.hi)); }
 
@@ -139,6 +148,12 @@ struct neon_level {
   static inline floats zerof() noexcept { return splatf(0.0f); }
   static inline floats fma(floats a, floats b, floats c) noexcept { return {vfmaq_f32(c.lo, a.lo, b.lo), vfmaq_f32(c.hi, a.hi, b.hi)}; }
   static inline floats add(floats a, floats b) noexcept { return {vaddq_f32(a.lo, b.lo), vaddq_f32(a.hi, b.hi)}; }
+  static inline floats mul(floats a, floats b) noexcept { return {vmulq_f32(a.lo, b.lo), vmulq_f32(a.hi, b.hi)}; }
+  static inline floats load_floats(const float* p) noexcept { return {vld1q_f32(p), vld1q_f32(p + 4)}; }
+  static inline void store_floats(float* p, floats a) noexcept {
+    vst1q_f32(p, a.lo);
+    vst1q_f32(p + 4, a.hi);
+  }
   static inline float hsum(floats a) noexcept { return vaddvq_f32(vaddq_f32(a.lo, a.hi)); }
   static inline float half(std::uint16_t bits) noexcept {
     return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(bits))), 0);
@@ -183,6 +198,10 @@ struct dotprod_level : neon_level {
   }
   CHORUS_TARGET_DOTPROD static inline ints dot_s8(bytes w, bytes a) noexcept { return {dot16(w.lo, a.lo), dot16(w.hi, a.hi)}; }
   CHORUS_TARGET_DOTPROD static inline ints dot_u8(bytes w, bytes a) noexcept { return dot_s8(w, a); }
+  CHORUS_TARGET_DOTPROD static inline ints dot_s8_acc(ints acc, bytes w, bytes a) noexcept {
+    return {vdotq_s32(acc.lo, w.lo, a.lo), vdotq_s32(acc.hi, w.hi, a.hi)};
+  }
+  CHORUS_TARGET_DOTPROD static inline ints dot_u8_acc(ints acc, bytes w, bytes a) noexcept { return dot_s8_acc(acc, w, a); }
   template <int G, bool Signed>
   CHORUS_TARGET_DOTPROD static inline ints dot_scaled(ints acc, bytes w, bytes a, const scale_lanes& s) noexcept {
     return {vmlaq_n_s32(acc.lo, dot16(w.lo, a.lo), s.v[2 * G]), vmlaq_n_s32(acc.hi, dot16(w.hi, a.hi), s.v[2 * G + 1])};

@@ -52,6 +52,8 @@ struct scalar_level {
     std::int8_t v[16];
   };
   static constexpr std::size_t fwidth = 8;
+  // activation rows per register tile of the gemm (kernels.hpp: interleaved_tile)
+  static constexpr std::size_t tile_cols = 2;
   struct fvec {
     float v[8];
   };
@@ -63,6 +65,12 @@ struct scalar_level {
     return r;
   }
   static inline void store(void* p, bytes a) noexcept { std::memcpy(p, a.v, 32); }
+  // the 4 bytes at p in every group of 4 lanes
+  static inline bytes broadcast4(const void* p) noexcept {
+    bytes r;
+    for (int k = 0; k < 8; ++k) std::memcpy(r.v + 4 * k, p, 4);
+    return r;
+  }
   // 16 bytes: the low nibbles become lanes 0..15, the high nibbles lanes 16..31.
   static inline bytes nibbles(const std::uint8_t* p) noexcept {
     bytes r;
@@ -127,6 +135,11 @@ struct scalar_level {
     return r;
   }
   static inline ints zero_ints() noexcept { return ints{}; }
+  static inline ints splat_ints(std::int32_t x) noexcept {
+    ints r;
+    for (auto& v : r.v) v = x;
+    return r;
+  }
   static inline ints add(ints a, ints b) noexcept {
     for (int k = 0; k < 8; ++k) a.v[k] += b.v[k];
     return a;
@@ -205,6 +218,16 @@ struct scalar_level {
     for (int k = 0; k < 8; ++k) a.v[k] += b.v[k];
     return a;
   }
+  static inline floats mul(floats a, floats b) noexcept {
+    for (int k = 0; k < 8; ++k) a.v[k] *= b.v[k];
+    return a;
+  }
+  static inline floats load_floats(const float* p) noexcept {
+    floats r;
+    std::memcpy(r.v, p, sizeof r.v);
+    return r;
+  }
+  static inline void store_floats(float* p, floats a) noexcept { std::memcpy(p, a.v, sizeof a.v); }
   static inline float hsum(floats a) noexcept {
     // pairwise, as the vector levels reduce
     float s4[4], s2[2];

@@ -83,6 +83,8 @@ struct sse4_level {
     __m128i first, second;  // scales 0..7 and 8..15 as int16
   };
   static constexpr std::size_t fwidth = 4;
+  // activation rows per gemm register tile (16 xmm registers, two per vector)
+  static constexpr std::size_t tile_cols = 2;
   struct fvec {
     __m128 v;
   };
@@ -104,6 +106,12 @@ struct sse4_level {
   CHORUS_TARGET_SSE4 static inline bytes bit_bytes(std::uint32_t bits, std::uint8_t value) noexcept {
     return {x86::bit_bytes_sse4(static_cast<std::uint16_t>(bits), value),
             x86::bit_bytes_sse4(static_cast<std::uint16_t>(bits >> 16), value)};
+  }
+  CHORUS_TARGET_SSE4 static inline bytes broadcast4(const void* p) noexcept {
+    std::int32_t v;
+    std::memcpy(&v, p, 4);
+    const __m128i b = _mm_set1_epi32(v);
+    return {b, b};
   }
   CHORUS_TARGET_SSE4 static inline bytes splat(std::int8_t x) noexcept {
     const __m128i v = _mm_set1_epi8(x);
@@ -136,6 +144,7 @@ struct sse4_level {
     return {pairs_to_ints(_mm_maddubs_epi16(w.lo, a.lo)), pairs_to_ints(_mm_maddubs_epi16(w.hi, a.hi))};
   }
   CHORUS_TARGET_SSE4 static inline ints zero_ints() noexcept { return {_mm_setzero_si128(), _mm_setzero_si128()}; }
+  CHORUS_TARGET_SSE4 static inline ints splat_ints(std::int32_t x) noexcept { return {_mm_set1_epi32(x), _mm_set1_epi32(x)}; }
   CHORUS_TARGET_SSE4 static inline ints add(ints a, ints b) noexcept { return {_mm_add_epi32(a.lo, b.lo), _mm_add_epi32(a.hi, b.hi)}; }
   CHORUS_TARGET_SSE4 static inline std::int32_t hsum(ints a) noexcept { return x86::hsum_epi32(_mm_add_epi32(a.lo, a.hi)); }
 
@@ -182,6 +191,12 @@ struct sse4_level {
     return {_mm_add_ps(_mm_mul_ps(a.lo, b.lo), c.lo), _mm_add_ps(_mm_mul_ps(a.hi, b.hi), c.hi)};
   }
   CHORUS_TARGET_SSE4 static inline floats add(floats a, floats b) noexcept { return {_mm_add_ps(a.lo, b.lo), _mm_add_ps(a.hi, b.hi)}; }
+  CHORUS_TARGET_SSE4 static inline floats mul(floats a, floats b) noexcept { return {_mm_mul_ps(a.lo, b.lo), _mm_mul_ps(a.hi, b.hi)}; }
+  CHORUS_TARGET_SSE4 static inline floats load_floats(const float* p) noexcept { return {_mm_loadu_ps(p), _mm_loadu_ps(p + 4)}; }
+  CHORUS_TARGET_SSE4 static inline void store_floats(float* p, floats a) noexcept {
+    _mm_storeu_ps(p, a.lo);
+    _mm_storeu_ps(p + 4, a.hi);
+  }
   CHORUS_TARGET_SSE4 static inline float hsum(floats a) noexcept { return x86::hsum_ps(_mm_add_ps(a.lo, a.hi)); }
   static inline float half(std::uint16_t bits) noexcept { return half_to_float_fast(bits); }
 
@@ -255,6 +270,11 @@ struct sse4_level {
     return {_mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m))};                         \
   }                                                                                                                  \
   TARGET static inline bytes splat(std::int8_t x) noexcept { return {_mm256_set1_epi8(x)}; }                        \
+  TARGET static inline bytes broadcast4(const void* p) noexcept {                                                    \
+    std::int32_t v;                                                                                                  \
+    std::memcpy(&v, p, 4);                                                                                           \
+    return {_mm256_set1_epi32(v)};                                                                                   \
+  }                                                                                                                  \
   TARGET static inline bytes and_(bytes a, bytes b) noexcept { return {_mm256_and_si256(a.v, b.v)}; }               \
   TARGET static inline bytes or_(bytes a, bytes b) noexcept { return {_mm256_or_si256(a.v, b.v)}; }                 \
   TARGET static inline bytes sub(bytes a, bytes b) noexcept { return {_mm256_sub_epi8(a.v, b.v)}; }                 \
@@ -271,6 +291,7 @@ struct sse4_level {
     return {_mm256_shuffle_epi8(t, idx.v)};                                                                          \
   }                                                                                                                  \
   TARGET static inline ints zero_ints() noexcept { return {_mm256_setzero_si256()}; }                               \
+  TARGET static inline ints splat_ints(std::int32_t x) noexcept { return {_mm256_set1_epi32(x)}; }                 \
   TARGET static inline ints add(ints a, ints b) noexcept { return {_mm256_add_epi32(a.v, b.v)}; }                   \
   TARGET static inline std::int32_t hsum(ints a) noexcept {                                                          \
     return x86::hsum_epi32(_mm_add_epi32(_mm256_castsi256_si128(a.v), _mm256_extracti128_si256(a.v, 1)));          \
@@ -308,6 +329,9 @@ struct sse4_level {
   TARGET static inline floats zerof() noexcept { return {_mm256_setzero_ps()}; }                                    \
   TARGET static inline floats fma(floats a, floats b, floats c) noexcept { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; } \
   TARGET static inline floats add(floats a, floats b) noexcept { return {_mm256_add_ps(a.v, b.v)}; }                \
+  TARGET static inline floats mul(floats a, floats b) noexcept { return {_mm256_mul_ps(a.v, b.v)}; }                \
+  TARGET static inline floats load_floats(const float* p) noexcept { return {_mm256_loadu_ps(p)}; }                \
+  TARGET static inline void store_floats(float* p, floats a) noexcept { _mm256_storeu_ps(p, a.v); }                \
   TARGET static inline float hsum(floats a) noexcept {                                                               \
     return x86::hsum_ps(_mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1)));                    \
   }                                                                                                                  \
@@ -332,6 +356,8 @@ struct avx2_level {
   }
 
   static constexpr std::size_t fwidth = 8;
+  // activation rows per gemm register tile (2 accumulators each, of 16 ymm registers)
+  static constexpr std::size_t tile_cols = 4;
   struct fvec {
     __m256 v;
   };
@@ -383,12 +409,18 @@ struct avx512_level {
   CHORUS_TARGET_AVX512 static inline ints dot_u8(bytes w, bytes a) noexcept {
     return {_mm256_dpbusd_epi32(_mm256_setzero_si256(), w.v, a.v)};
   }
+  CHORUS_TARGET_AVX512 static inline ints dot_u8_acc(ints acc, bytes w, bytes a) noexcept { return {_mm256_dpbusd_epi32(acc.v, w.v, a.v)}; }
+  CHORUS_TARGET_AVX512 static inline ints dot_s8_acc(ints acc, bytes w, bytes a) noexcept {
+    return {_mm256_dpbusd_epi32(acc.v, _mm256_sign_epi8(w.v, w.v), _mm256_sign_epi8(a.v, w.v))};
+  }
   template <int G, bool Signed>
   CHORUS_TARGET_AVX512 static inline ints dot_scaled(ints acc, bytes w, bytes a, const scale_lanes& s) noexcept {
     return {_mm256_dpwssd_epi32(acc.v, pairs<Signed>(w, a), group_scales<G>(s))};
   }
 
   static constexpr std::size_t fwidth = 16;
+  // activation rows per gemm register tile (2 accumulators each, of 32 ymm registers)
+  static constexpr std::size_t tile_cols = 8;
   struct fvec {
     __m512 v;
   };
