@@ -3352,16 +3352,17 @@ inline isa active_isa() {
 // level's target attribute (see target.hpp for why everything here is CHORUS_ALWAYS_INLINE).
 //
 // Arithmetic against the formats' scalar references (quant/*: dot_reference):
-//  - 32-element blocks: per block the integer dot of the reference, exactly (L::dot_s8 /
-//    dot_u8 over 8 int32 lanes), converted to float (exact: |lane| < 2^24) and multiplied by the
-//    reference's scale d_w * d_a in a float vector accumulator; the affine formats' m_w * s_a
-//    term goes to a scalar accumulator. Only the order of the float additions differs: both
-//    sums are at most n_blocks / 2 + 5 (dot; n_blocks + 4 in the gemm tiles) and n_blocks
-//    (reference) rounding steps deep,
-//    each erring by at most eps / 2 of the magnitudes summed, so
+//  - 32-element blocks: per block the exact integer dot of the reference (L::dot_s8 / dot_u8,
+//    or the gemm's interleaved multiply-accumulate), converted to float (exact: |I| < 2^24),
+//    times the reference's scale d_w * d_a and added by one fused multiply-add, blocks in order;
+//    the affine formats' m_w * s_a terms likewise in a second sum, added at the end. The
+//    reference sums the same terms in float, in one sum, rounding as its compiler contracts, so
+//    the two take at most 2 n_blocks + 1 rounding steps each, each erring by at most eps / 2 of
+//    the magnitudes summed:
 //      |dot - dot_reference| <= eps * (n_blocks + 8) * M,
 //      M = sum_b (|d_w * d_a| * sum_i |q_i * a_i| + |m_w * s_a|)
-//    (tests/test_simd.cpp checks exactly this bound, at every level).
+//    (tests/test_simd.cpp checks exactly this bound, at every level). dot, gemv and gemm follow
+//    the same steps, so they agree to the bit (see dot() below).
 //  - K-quant super-blocks: the reference's integers exactly (sub-block scales applied to int16
 //    pairs or int32 lanes, offsets and minimums through the activation's group sums), and the
 //    reference's float expression per block, summed in block order: equal to dot_reference up
@@ -3544,57 +3545,54 @@ CHORUS_ALWAYS_INLINE decoded_block<L> decode_block(const Block& b) noexcept {
   }
 }
 
-// The activation blocks' fp16 scales as floats: converted per block by dot(), or once per row by
-// gemv (every weight row meets the same activation row; the conversion is exact either way).
-template <class L, class Activation>
-struct activation_scales {
-  const Activation* a;
-  CHORUS_ALWAYS_INLINE float d(std::size_t b) const noexcept { return L::half(a[b].d.bits); }
-  CHORUS_ALWAYS_INLINE float s(std::size_t b) const noexcept { return L::half(a[b].s.bits); }
-};
-struct converted_scales {
-  const float* ds;
-  const float* ss;
-  CHORUS_ALWAYS_INLINE float d(std::size_t b) const noexcept { return ds[b]; }
-  CHORUS_ALWAYS_INLINE float s(std::size_t b) const noexcept { return ss[b]; }
-};
-
-// 32-element blocks: the kernel over a source of decoded blocks, src(b) for b in [0, n). dot()
-// decodes from the blocks; gemm decodes a tile once and reads it back for many activation rows.
-// All add in the same order.
-template <class L, class Block, class Source, class Scales>
-CHORUS_ALWAYS_INLINE float small_dot(Source&& src, const activation_t<Block>* a, const Scales& scales, std::size_t n) noexcept {
+// Decoded quants plus this offset lie in [0, 127] for the unsigned operand of the u8 x s8
+// multiply-accumulate (no sign trick; the offset times the activations' sum is taken off after);
+// -1 for formats whose quants span int8 (Q8_0, IQ4_NL), which take the signed one.
+template <class Block>
+constexpr int unsigned_offset() noexcept {
   using traits = quant::block_traits<Block>;
-  constexpr bool affine = traits::kind == quant::block_kind::affine;
-  typename L::floats acc[2] = {L::zerof(), L::zerof()};
-  float offset[2] = {0.0f, 0.0f};
-  const auto step = [&](std::size_t b, int k) CHORUS_LAMBDA_INLINE {
-    const decoded_block<L> u = src(b);
-    const auto x = L::load(a[b].qs);
-    const auto sumi = traits::unsigned_quants ? L::dot_u8(u.q, x) : L::dot_s8(u.q, x);
-    acc[k] = L::fma(L::to_floats(sumi), L::splatf(u.d * scales.d(b)), acc[k]);
-    // std::fma: a * b + c may or may not be contracted, depending on where this is inlined
-    if constexpr (affine) offset[k] = std::fma(u.m, scales.s(b), offset[k]);
-  };
-  std::size_t b = 0;
-  for (; b + 2 <= n; b += 2) {  // two accumulators: even and odd blocks
-    step(b, 0);
-    step(b + 1, 1);
+  if constexpr (traits::unsigned_quants) {
+    return 0;
+  } else if constexpr (requires { traits::quant_offset; }) {
+    return traits::quant_offset;
+  } else {
+    return -1;
   }
-  if (b < n) step(b, 0);
-  return L::hsum(L::add(acc[0], acc[1])) + (offset[0] + offset[1]);
 }
 
+// The exact integer dot of one decoded 32-element block with its activation block (8 lanes).
+template <class L, class Block>
+CHORUS_ALWAYS_INLINE typename L::ints block_ints(const typename L::bytes& q, const activation_t<Block>& a) noexcept {
+  return quant::block_traits<Block>::unsigned_quants ? L::dot_u8(q, L::load(a.qs)) : L::dot_s8(q, L::load(a.qs));
+}
+
+// The one float arithmetic of a row of 32-element blocks, which dot(), gemv and gemm all follow
+// so that a row's result is the same bits whichever of them computes it (a batch of sequences
+// must make the tokens each makes alone): per block b in order,
+//     sum = fma(float(I_b), d_w * d_a, sum),  offset = fma(m_w, s_a, offset)   (affine formats)
+// with I_b the block's exact integer dot, then sum + offset. The steps are the level's vector
+// fma (a lane of it here, a lane per row in gemv and gemm), so that each level rounds alike.
 template <class L, class Block>
   requires detail::small_block<Block>
 CHORUS_ALWAYS_INLINE float dot(const Block* w, const activation_t<Block>* a, std::size_t n) noexcept {
-  return small_dot<L, Block>([w](std::size_t b) CHORUS_LAMBDA_INLINE { return decode_block<L>(w[b]); }, a,
-                             activation_scales<L, activation_t<Block>>{a}, n);
+  constexpr bool affine = quant::block_traits<Block>::kind == quant::block_kind::affine;
+  auto sum = L::zerof(), offset = L::zerof();
+  for (std::size_t b = 0; b < n; ++b) {
+    const decoded_block<L> u = decode_block<L>(w[b]);
+    const auto i = L::splatf(static_cast<float>(L::hsum(block_ints<L, Block>(u.q, a[b]))));
+    sum = L::fma(i, L::mul(L::splatf(u.d), L::splatf(L::half(a[b].d.bits))), sum);
+    if constexpr (affine) offset = L::fma(L::splatf(u.m), L::splatf(L::half(a[b].s.bits)), offset);
+  }
+  return L::first(sum) + L::first(offset);
 }
 
-// One K-quant super-block with its Q8_K activation block.
+// One K-quant super-block with its Q8_K activation block: the reference's integers, sumi (the
+// scaled products, offsets taken off) and summ (minimums times the activation sums).
+struct k_block_ints {
+  std::int32_t sumi, summ;
+};
 template <class L, class Block>
-CHORUS_ALWAYS_INLINE float k_block_dot(const Block& w, const quant::block_q8_k& a) noexcept {
+CHORUS_ALWAYS_INLINE k_block_ints k_block_dot(const Block& w, const quant::block_q8_k& a) noexcept {
   using traits = quant::block_traits<Block>;
   const auto s = traits::template scales<L>(w);
   const auto lanes = L::prepare(s.scales);
@@ -3606,20 +3604,28 @@ CHORUS_ALWAYS_INLINE float k_block_dot(const Block& w, const quant::block_q8_k& 
   std::int32_t sumi = L::hsum(acc);
   // quants stored as u = q + offset: subtract offset * scale * (sum of the 16 activations)
   if constexpr (traits::quant_offset != 0) sumi -= traits::quant_offset * L::dot_bsums(a.bsums, s.scales);
-  if constexpr (traits::has_mins) {
-    const std::int32_t summ = L::dot_bsums(a.bsums, s.mins);
-    return a.d * (L::half(w.d.bits) * static_cast<float>(sumi) - L::half(w.dmin.bits) * static_cast<float>(summ));
-  } else {
-    return a.d * (L::half(w.d.bits) * static_cast<float>(sumi));
-  }
+  std::int32_t summ = 0;
+  if constexpr (traits::has_mins) summ = L::dot_bsums(a.bsums, s.mins);
+  return {sumi, summ};
 }
 
+// The float arithmetic of a K-quant row, shared with gemm_k (see the 32-element one above): per
+// super-block in order, sum = fma(a_d, d_w * sumi - dmin_w * summ, sum), the inner expression as
+// fma(summ, -dmin_w, d_w * sumi).
 template <class L, class Block>
   requires detail::k_block<Block>
 CHORUS_ALWAYS_INLINE float dot(const Block* w, const quant::block_q8_k* a, std::size_t n) noexcept {
-  float sum = 0.0f;
-  for (std::size_t b = 0; b < n; ++b) sum += k_block_dot<L>(w[b], a[b]);  // block order, as the reference
-  return sum;
+  using traits = quant::block_traits<Block>;
+  auto sum = L::zerof();
+  for (std::size_t b = 0; b < n; ++b) {
+    const k_block_ints i = k_block_dot<L>(w[b], a[b]);
+    auto inner = L::mul(L::splatf(L::half(w[b].d.bits)), L::splatf(static_cast<float>(i.sumi)));
+    if constexpr (traits::has_mins) {
+      inner = L::fma(L::splatf(static_cast<float>(i.summ)), L::splatf(-L::half(w[b].dmin.bits)), inner);
+    }
+    sum = L::fma(L::splatf(a[b].d), inner, sum);
+  }
+  return L::first(sum);
 }
 
 // Float rows: f32 x f32, or 16-bit weights x 16-bit activations widened to float.
@@ -3669,24 +3675,63 @@ CHORUS_ALWAYS_INLINE void gemv(Dot dot_row, const Block* w, std::size_t row_begi
   for (std::size_t r = row_begin; r < row_end; ++r) y[r] = dot_row(w + r * per_row, x, per_row);
 }
 
-// y[r] = W[r] . x for 32-element blocks, the activation scales converted once for all rows (rows
-// of up to 16384 columns; longer ones convert per block, as dot()). Every result is dot()'s.
+// y[r] = W[r] . x for 32-element blocks, eight rows at a time: their 8 integer vectors per block
+// are reduced into one (lane r = row r) and take dot()'s float steps in lanes; the activation
+// scales are converted once for all rows (rows up to 16384 columns; longer ones, and the last
+// rows of the range, go through dot()). Every result is dot()'s.
 template <class L, class Block, class Dot>
 CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
                                      const activation_t<Block>* x, float* y) noexcept {
+  constexpr bool affine = quant::block_traits<Block>::kind == quant::block_kind::affine;
   constexpr std::size_t max_blocks = 512;
   const std::size_t per_row = cols / 32;
   if (per_row > max_blocks) return gemv(dot_row, w, row_begin, row_end, cols, x, y);
+  // Q4_0 and Q5_0 as the unsigned operand (see unsigned_offset), as in the gemm
+  constexpr int quant_offset = unsigned_offset<Block>();
   float ds[max_blocks], ss[max_blocks];
+  std::int32_t correction[max_blocks];
   for (std::size_t b = 0; b < per_row; ++b) {
     ds[b] = L::half(x[b].d.bits);
-    if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) ss[b] = L::half(x[b].s.bits);
+    if constexpr (affine) ss[b] = L::half(x[b].s.bits);
+    if constexpr (quant_offset > 0) {
+      std::int32_t sum = 0;
+      for (const std::int8_t v : x[b].qs) sum += v;
+      correction[b] = -quant_offset * sum;
+    }
   }
-  const converted_scales scales{ds, ss};
-  for (std::size_t r = row_begin; r < row_end; ++r) {
-    const Block* row = w + r * per_row;
-    y[r] = small_dot<L, Block>([row](std::size_t b) CHORUS_LAMBDA_INLINE { return decode_block<L>(row[b]); }, x, scales, per_row);
+  std::size_t r = row_begin;
+  for (; r + 8 <= row_end; r += 8) {
+    const Block* rows = w + r * per_row;
+    auto sum = L::zerof(), offset = L::zerof();
+    for (std::size_t b = 0; b < per_row; ++b) {
+      typename L::ints i[8];
+      float d[8], m[8];
+      const auto a = L::load(x[b].qs);
+      unroll<8>([&](auto k) CHORUS_LAMBDA_INLINE {
+        const decoded_block<L> u = decode_block<L>(rows[k * per_row + b]);
+        if constexpr (quant_offset > 0) {
+          i[k] = L::dot_u8(L::sub(u.q, L::splat(static_cast<std::int8_t>(-quant_offset))), a);
+        } else {
+          i[k] = block_ints<L, Block>(u.q, x[b]);
+        }
+        d[k] = u.d;
+        m[k] = u.m;
+      });
+      auto total = L::reduce8(i);
+      if constexpr (quant_offset > 0) total = L::add(total, L::splat_ints(correction[b]));
+      // from registers: eight scalar stores read back as one vector would stall store forwarding
+      const auto dw = L::set_floats(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
+      sum = L::fma(L::to_floats(total), L::mul(dw, L::splatf(ds[b])), sum);
+      if constexpr (affine) {
+        offset = L::fma(L::set_floats(m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]), L::splatf(ss[b]), offset);
+      }
+    }
+    alignas(32) float s8[8], o8[8];
+    L::store_floats(s8, sum);
+    L::store_floats(o8, offset);
+    for (std::size_t k = 0; k < 8; ++k) y[r + k] = s8[k] + o8[k];
   }
+  for (; r < row_end; ++r) y[r] = dot_row(w + r * per_row, x, per_row);
 }
 
 // ---- the gemm of 32-element blocks ----
@@ -3702,21 +3747,6 @@ CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t ro
 // Arithmetic per row and block: the reference's integer (exact), d_w * d_a rounded once, a fused
 // multiply-add into the row's lane, blocks in order; the affine formats' m_w * s_a in a second
 // accumulator added at the end. So n_blocks + 1 rounding steps: within the bound above.
-
-// Decoded quants plus this offset lie in [0, 127] for the unsigned operand of the u8 x s8
-// multiply-accumulate (no sign trick; the offset times the activations' sum is taken off after);
-// -1 for formats whose quants span int8 (Q8_0, IQ4_NL), which take the signed one.
-template <class Block>
-constexpr int unsigned_offset() noexcept {
-  using traits = quant::block_traits<Block>;
-  if constexpr (traits::unsigned_quants) {
-    return 0;
-  } else if constexpr (requires { traits::quant_offset; }) {
-    return traits::quant_offset;
-  } else {
-    return -1;
-  }
-}
 
 template <class L>
 CHORUS_ALWAYS_INLINE typename L::ints dot_u8_acc(typename L::ints acc, typename L::bytes u, typename L::bytes a) noexcept {
@@ -3870,6 +3900,151 @@ CHORUS_ALWAYS_INLINE void gemm_small(Dot dot_row, const Block* w, std::size_t ro
       }
       for (std::size_t i = 0; i < ni; ++i) {
         for (std::size_t r = 0; r < nr; ++r) y[(i0 + i) * y_stride + r0 + r] = acc[i][r] + off[i][r];
+      }
+    }
+  }
+}
+
+// ---- the gemm of K-quant super-blocks ----
+//
+// The same interleaving as above, per super-block: lane r of the multiply-accumulate is row r.
+// Per sub-block the exact integer sum of u * a is multiplied by the rows' sub-block scales (int32
+// lanes); the offset or minimum terms come from the activation's sums per 16 (bsums) against the
+// rows' (offset x scale) or minimums, as int16 pairs. Per super-block then the reference's float
+// expression a_d * (d_w * sumi - dmin_w * summ), in lanes, summed in block order: dot()'s
+// arithmetic up to the contraction of that expression.
+
+inline constexpr std::size_t gemm_tile_super_blocks = 8;  // 2048 columns of 8 rows: 16 KiB
+
+struct interleaved_k_rows {
+  alignas(64) std::int8_t q[gemm_tile_super_blocks][8][8][32];  // [block][group of 32][4 quants][row, 4]
+  alignas(32) std::int32_t scales[gemm_tile_super_blocks][16][8];  // [block][sub-block][row]
+  alignas(32) std::int16_t terms[gemm_tile_super_blocks][8][8][2];  // [block][pair of 16s][row][2]
+  alignas(32) float d[gemm_tile_super_blocks][8];
+  alignas(32) float neg_dmin[gemm_tile_super_blocks][8];
+};
+
+template <class L, class Block>
+CHORUS_ALWAYS_INLINE void interleave_k(const Block* w, std::size_t per_row, std::size_t n_rows, std::size_t b0, std::size_t nb,
+                                       interleaved_k_rows& t) noexcept {
+  using traits = quant::block_traits<Block>;
+  constexpr int n_sub = 256 / traits::sub_block_elements, step = traits::sub_block_elements / 16;
+  static_assert(traits::quant_offset == 0 || !traits::has_mins, "one term per 16 activations: an offset or a minimum");
+  for (std::size_t r = 0; r < 8; ++r) {
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (r >= n_rows) {
+        for (std::size_t G = 0; G < 8; ++G) {
+          for (std::size_t g = 0; g < 8; ++g) std::memset(&t.q[b][G][g][4 * r], 0, 4);
+        }
+        for (int s = 0; s < n_sub; ++s) t.scales[b][s][r] = 0;
+        for (int p = 0; p < 8; ++p) t.terms[b][p][r][0] = t.terms[b][p][r][1] = 0;
+        t.d[b][r] = t.neg_dmin[b][r] = 0.0f;
+        continue;
+      }
+      const Block& block = w[r * per_row + b0 + b];
+      unroll<8>([&](auto group) CHORUS_LAMBDA_INLINE {
+        constexpr int G = decltype(group)::value;
+        alignas(32) std::int8_t q[32];
+        L::store(q, traits::template group<L, G>(block));
+        for (std::size_t g = 0; g < 8; ++g) std::memcpy(&t.q[b][G][g][4 * r], q + 4 * g, 4);
+      });
+      const auto s = traits::template scales<L>(block);
+      std::int8_t scales[16], mins[16];
+      L::store_scales(scales, s.scales);
+      L::store_scales(mins, s.mins);
+      for (int k = 0; k < n_sub; ++k) t.scales[b][k][r] = scales[k * step];
+      for (int h = 0; h < 16; ++h) {
+        // quants stored as u = q + offset: the offset times scale times the 16 activations' sum is taken off
+        const int term = traits::quant_offset != 0 ? -traits::quant_offset * scales[h] : (traits::has_mins ? mins[h] : 0);
+        t.terms[b][h / 2][r][h % 2] = static_cast<std::int16_t>(term);
+      }
+      t.d[b][r] = L::half(block.d.bits);
+      if constexpr (traits::has_mins) {
+        t.neg_dmin[b][r] = -L::half(block.dmin.bits);
+      } else {
+        t.neg_dmin[b][r] = 0.0f;
+      }
+    }
+  }
+}
+
+// Cols activation rows (x: the first one's super-block b0, x_stride apart) against a tile of nb
+// super-blocks, accumulated into acc[j][0..8).
+template <class L, class Block, std::size_t Cols>
+CHORUS_ALWAYS_INLINE void interleaved_k_tile(const interleaved_k_rows& t, std::size_t nb, const quant::block_q8_k* x,
+                                             std::size_t x_stride, float (*acc)[8]) noexcept {
+  using traits = quant::block_traits<Block>;
+  constexpr int sub = traits::sub_block_elements, n_sub = 256 / sub;
+  constexpr bool has_terms = traits::quant_offset != 0 || traits::has_mins;
+  typename L::floats sum[Cols];
+  unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE { sum[j] = L::load_floats(acc[j]); });
+  for (std::size_t b = 0; b < nb; ++b) {
+    typename L::ints total[Cols], terms[Cols];
+    unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+      total[j] = L::zero_ints();
+      terms[j] = L::zero_ints();
+    });
+    if constexpr (has_terms) {
+      unroll<8>([&](auto p) CHORUS_LAMBDA_INLINE {
+        const auto v = L::load(t.terms[b][p]);
+        unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+          terms[j] = L::dot_i16_acc(terms[j], v, L::broadcast4(x[j * x_stride + b].bsums + 2 * p));
+        });
+      });
+    }
+    unroll<n_sub>([&](auto sub_block) CHORUS_LAMBDA_INLINE {
+      constexpr int s = decltype(sub_block)::value;
+      typename L::ints part[Cols];
+      unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE { part[j] = L::zero_ints(); });
+      unroll<sub / 4>([&](auto k) CHORUS_LAMBDA_INLINE {
+        constexpr int e = s * sub + 4 * decltype(k)::value;  // first of the 4 elements
+        const auto wq = L::load(t.q[b][e / 32][(e % 32) / 4]);
+        unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+          const auto a = L::broadcast4(x[j * x_stride + b].qs + e);
+          part[j] = traits::signed_quants ? dot_s8_acc<L>(part[j], wq, a) : dot_u8_acc<L>(part[j], wq, a);
+        });
+      });
+      const auto scale = L::load_ints(t.scales[b][s]);
+      unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE { total[j] = L::add(total[j], L::mul_ints(part[j], scale)); });
+    });
+    const auto dw = L::load_floats(t.d[b]);
+    unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
+      typename L::floats inner;
+      if constexpr (traits::has_mins) {
+        inner = L::fma(L::to_floats(terms[j]), L::load_floats(t.neg_dmin[b]), L::mul(dw, L::to_floats(total[j])));
+      } else {
+        inner = L::mul(dw, L::to_floats(has_terms ? L::add(total[j], terms[j]) : total[j]));
+      }
+      sum[j] = L::fma(L::splatf(x[j * x_stride + b].d), inner, sum[j]);
+    });
+  }
+  unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE { L::store_floats(acc[j], sum[j]); });
+}
+
+// Y[i][r] = W[r] . X[i] for K-quant super-blocks, as gemm_small.
+template <class L, class Block>
+CHORUS_ALWAYS_INLINE void gemm_k(const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
+                                 const quant::block_q8_k* x, std::size_t n_x, std::size_t x_stride, float* y,
+                                 std::size_t y_stride) noexcept {
+  constexpr std::size_t C = L::tile_cols;
+  const std::size_t per_row = cols / 256;
+  const std::size_t chunk = std::clamp<std::size_t>(gemm_chunk_blocks / 8 / per_row, 1, gemm_chunk_rows);
+  interleaved_k_rows tile;
+  float acc[gemm_chunk_rows][8];
+  for (std::size_t i0 = 0; i0 < n_x; i0 += chunk) {
+    const std::size_t ni = std::min(chunk, n_x - i0);
+    for (std::size_t r0 = row_begin; r0 < row_end; r0 += 8) {
+      const std::size_t nr = std::min<std::size_t>(8, row_end - r0);
+      std::fill(&acc[0][0], &acc[0][0] + ni * 8, 0.0f);
+      for (std::size_t b0 = 0; b0 < per_row; b0 += gemm_tile_super_blocks) {
+        const std::size_t nb = std::min(gemm_tile_super_blocks, per_row - b0);
+        interleave_k<L>(w + r0 * per_row, per_row, nr, b0, nb, tile);
+        std::size_t i = 0;
+        for (; i + C <= ni; i += C) interleaved_k_tile<L, Block, C>(tile, nb, x + (i0 + i) * x_stride + b0, x_stride, acc + i);
+        for (; i < ni; ++i) interleaved_k_tile<L, Block, 1>(tile, nb, x + (i0 + i) * x_stride + b0, x_stride, acc + i);
+      }
+      for (std::size_t i = 0; i < ni; ++i) {
+        for (std::size_t r = 0; r < nr; ++r) y[(i0 + i) * y_stride + r0 + r] = acc[i][r];
       }
     }
   }
@@ -4129,6 +4304,21 @@ struct neon_level {
   static inline ints dot_u8(bytes w, bytes a) noexcept { return dot_s8(w, a); }
   static inline ints zero_ints() noexcept { return {vdupq_n_s32(0), vdupq_n_s32(0)}; }
   static inline ints splat_ints(std::int32_t x) noexcept { return {vdupq_n_s32(x), vdupq_n_s32(x)}; }
+  static inline ints load_ints(const std::int32_t* p) noexcept { return {vld1q_s32(p), vld1q_s32(p + 4)}; }
+  static inline int32x4_t reduce4(const ints* v) noexcept {
+    const int32x4_t p01 = vpaddq_s32(vaddq_s32(v[0].lo, v[0].hi), vaddq_s32(v[1].lo, v[1].hi));
+    const int32x4_t p23 = vpaddq_s32(vaddq_s32(v[2].lo, v[2].hi), vaddq_s32(v[3].lo, v[3].hi));
+    return vpaddq_s32(p01, p23);
+  }
+  static inline ints reduce8(const ints* v) noexcept { return {reduce4(v), reduce4(v + 4)}; }
+  static inline ints mul_ints(ints a, ints b) noexcept { return {vmulq_s32(a.lo, b.lo), vmulq_s32(a.hi, b.hi)}; }
+  static inline int32x4_t dot16_i16(int8x16_t a, int8x16_t b) noexcept {
+    const int16x8_t x = vreinterpretq_s16_s8(a), y = vreinterpretq_s16_s8(b);
+    return vpaddq_s32(vmull_s16(vget_low_s16(x), vget_low_s16(y)), vmull_high_s16(x, y));
+  }
+  static inline ints dot_i16_acc(ints acc, bytes a, bytes b) noexcept {
+    return {vaddq_s32(acc.lo, dot16_i16(a.lo, b.lo)), vaddq_s32(acc.hi, dot16_i16(a.hi, b.hi))};
+  }
   static inline ints add(ints a, ints b) noexcept { return {vaddq_s32(a.lo, b.lo), vaddq_s32(a.hi, b.hi)}; }
   static inline std::int32_t hsum(ints a) noexcept { return vaddvq_s32(vaddq_s32(a.lo, a.hi)); }
 
@@ -4167,6 +4357,11 @@ struct neon_level {
   static inline floats add(floats a, floats b) noexcept { return {vaddq_f32(a.lo, b.lo), vaddq_f32(a.hi, b.hi)}; }
   static inline floats mul(floats a, floats b) noexcept { return {vmulq_f32(a.lo, b.lo), vmulq_f32(a.hi, b.hi)}; }
   static inline floats load_floats(const float* p) noexcept { return {vld1q_f32(p), vld1q_f32(p + 4)}; }
+  static inline float first(floats a) noexcept { return vgetq_lane_f32(a.lo, 0); }
+  static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6, float f7) noexcept {
+    const float lo[4] = {f0, f1, f2, f3}, hi[4] = {f4, f5, f6, f7};
+    return {vld1q_f32(lo), vld1q_f32(hi)};
+  }
   static inline void store_floats(float* p, floats a) noexcept {
     vst1q_f32(p, a.lo);
     vst1q_f32(p + 4, a.hi);
@@ -4366,6 +4561,29 @@ struct scalar_level {
     return r;
   }
   static inline ints zero_ints() noexcept { return ints{}; }
+  static inline ints load_ints(const std::int32_t* p) noexcept {
+    ints r;
+    std::memcpy(r.v, p, sizeof r.v);
+    return r;
+  }
+  static inline ints mul_ints(ints a, ints b) noexcept {
+    for (int k = 0; k < 8; ++k) a.v[k] *= b.v[k];
+    return a;
+  }
+  // bytes as 16 int16 lanes: lane k of acc plus the products of int16 lanes 2k and 2k + 1
+  static inline ints dot_i16_acc(ints acc, bytes a, bytes b) noexcept {
+    std::int16_t x[16], y[16];
+    std::memcpy(x, a.v, 32);
+    std::memcpy(y, b.v, 32);
+    for (int k = 0; k < 8; ++k) acc.v[k] += x[2 * k] * y[2 * k] + x[2 * k + 1] * y[2 * k + 1];
+    return acc;
+  }
+  // lane r: the sum of the lanes of v[r]
+  static inline ints reduce8(const ints* v) noexcept {
+    ints r;
+    for (int k = 0; k < 8; ++k) r.v[k] = hsum(v[k]);
+    return r;
+  }
   static inline ints splat_ints(std::int32_t x) noexcept {
     ints r;
     for (auto& v : r.v) v = x;
@@ -4459,6 +4677,10 @@ struct scalar_level {
     return r;
   }
   static inline void store_floats(float* p, floats a) noexcept { std::memcpy(p, a.v, sizeof a.v); }
+  static inline float first(floats a) noexcept { return a.v[0]; }
+  static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6, float f7) noexcept {
+    return floats{{f0, f1, f2, f3, f4, f5, f6, f7}};
+  }
   static inline float hsum(floats a) noexcept {
     // pairwise, as the vector levels reduce
     float s4[4], s2[2];
@@ -4686,6 +4908,20 @@ struct sse4_level {
   }
   CHORUS_TARGET_SSE4 static inline ints zero_ints() noexcept { return {_mm_setzero_si128(), _mm_setzero_si128()}; }
   CHORUS_TARGET_SSE4 static inline ints splat_ints(std::int32_t x) noexcept { return {_mm_set1_epi32(x), _mm_set1_epi32(x)}; }
+  CHORUS_TARGET_SSE4 static inline __m128i reduce4(const ints* v) noexcept {
+    const __m128i s0 = _mm_add_epi32(v[0].lo, v[0].hi), s1 = _mm_add_epi32(v[1].lo, v[1].hi);
+    const __m128i s2 = _mm_add_epi32(v[2].lo, v[2].hi), s3 = _mm_add_epi32(v[3].lo, v[3].hi);
+    return _mm_hadd_epi32(_mm_hadd_epi32(s0, s1), _mm_hadd_epi32(s2, s3));
+  }
+  CHORUS_TARGET_SSE4 static inline ints reduce8(const ints* v) noexcept { return {reduce4(v), reduce4(v + 4)}; }
+  CHORUS_TARGET_SSE4 static inline ints load_ints(const std::int32_t* p) noexcept {
+    const auto* q = reinterpret_cast<const __m128i*>(p);
+    return {_mm_loadu_si128(q), _mm_loadu_si128(q + 1)};
+  }
+  CHORUS_TARGET_SSE4 static inline ints mul_ints(ints a, ints b) noexcept { return {_mm_mullo_epi32(a.lo, b.lo), _mm_mullo_epi32(a.hi, b.hi)}; }
+  CHORUS_TARGET_SSE4 static inline ints dot_i16_acc(ints acc, bytes a, bytes b) noexcept {
+    return {_mm_add_epi32(acc.lo, _mm_madd_epi16(a.lo, b.lo)), _mm_add_epi32(acc.hi, _mm_madd_epi16(a.hi, b.hi))};
+  }
   CHORUS_TARGET_SSE4 static inline ints add(ints a, ints b) noexcept { return {_mm_add_epi32(a.lo, b.lo), _mm_add_epi32(a.hi, b.hi)}; }
   CHORUS_TARGET_SSE4 static inline std::int32_t hsum(ints a) noexcept { return x86::hsum_epi32(_mm_add_epi32(a.lo, a.hi)); }
 
@@ -4728,12 +4964,21 @@ struct sse4_level {
     return {v, v};
   }
   CHORUS_TARGET_SSE4 static inline floats zerof() noexcept { return {_mm_setzero_ps(), _mm_setzero_ps()}; }
+  // Two roundings, always: the empty asm keeps GCC (in a build with FMA enabled) from fusing the
+  // multiply and the add here in some inlined contexts and not in others, which would make dot(),
+  // gemv and gemm of one row differ in the last bit.
   CHORUS_TARGET_SSE4 static inline floats fma(floats a, floats b, floats c) noexcept {
-    return {_mm_add_ps(_mm_mul_ps(a.lo, b.lo), c.lo), _mm_add_ps(_mm_mul_ps(a.hi, b.hi), c.hi)};
+    __m128 lo = _mm_mul_ps(a.lo, b.lo), hi = _mm_mul_ps(a.hi, b.hi);
+    __asm__("" : "+x"(lo), "+x"(hi), "+x"(c.lo), "+x"(c.hi));
+    return {_mm_add_ps(lo, c.lo), _mm_add_ps(hi, c.hi)};
   }
   CHORUS_TARGET_SSE4 static inline floats add(floats a, floats b) noexcept { return {_mm_add_ps(a.lo, b.lo), _mm_add_ps(a.hi, b.hi)}; }
   CHORUS_TARGET_SSE4 static inline floats mul(floats a, floats b) noexcept { return {_mm_mul_ps(a.lo, b.lo), _mm_mul_ps(a.hi, b.hi)}; }
   CHORUS_TARGET_SSE4 static inline floats load_floats(const float* p) noexcept { return {_mm_loadu_ps(p), _mm_loadu_ps(p + 4)}; }
+  CHORUS_TARGET_SSE4 static inline float first(floats a) noexcept { return _mm_cvtss_f32(a.lo); }
+  CHORUS_TARGET_SSE4 static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6, float f7) noexcept {
+    return {_mm_setr_ps(f0, f1, f2, f3), _mm_setr_ps(f4, f5, f6, f7)};
+  }
   CHORUS_TARGET_SSE4 static inline void store_floats(float* p, floats a) noexcept {
     _mm_storeu_ps(p, a.lo);
     _mm_storeu_ps(p + 4, a.hi);
@@ -4833,6 +5078,16 @@ struct sse4_level {
   }                                                                                                                  \
   TARGET static inline ints zero_ints() noexcept { return {_mm256_setzero_si256()}; }                               \
   TARGET static inline ints splat_ints(std::int32_t x) noexcept { return {_mm256_set1_epi32(x)}; }                 \
+  TARGET static inline ints load_ints(const std::int32_t* p) noexcept {                                              \
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))};                                                \
+  }                                                                                                                  \
+  TARGET static inline ints mul_ints(ints a, ints b) noexcept { return {_mm256_mullo_epi32(a.v, b.v)}; }           \
+  /* lane r: the sum of the lanes of v[r] (pairs, then fours, in each 128-bit half; then the halves) */            \
+  TARGET static inline ints reduce8(const ints* v) noexcept {                                                        \
+    const __m256i ab = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0].v, v[1].v), _mm256_hadd_epi32(v[2].v, v[3].v));    \
+    const __m256i cd = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4].v, v[5].v), _mm256_hadd_epi32(v[6].v, v[7].v));    \
+    return {_mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31))};   \
+  }                                                                                                                  \
   TARGET static inline ints add(ints a, ints b) noexcept { return {_mm256_add_epi32(a.v, b.v)}; }                   \
   TARGET static inline std::int32_t hsum(ints a) noexcept {                                                          \
     return x86::hsum_epi32(_mm_add_epi32(_mm256_castsi256_si128(a.v), _mm256_extracti128_si256(a.v, 1)));          \
@@ -4873,6 +5128,11 @@ struct sse4_level {
   TARGET static inline floats mul(floats a, floats b) noexcept { return {_mm256_mul_ps(a.v, b.v)}; }                \
   TARGET static inline floats load_floats(const float* p) noexcept { return {_mm256_loadu_ps(p)}; }                \
   TARGET static inline void store_floats(float* p, floats a) noexcept { _mm256_storeu_ps(p, a.v); }                \
+  TARGET static inline float first(floats a) noexcept { return _mm256_cvtss_f32(a.v); }                            \
+  TARGET static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6,     \
+                                         float f7) noexcept {                                                        \
+    return {_mm256_setr_ps(f0, f1, f2, f3, f4, f5, f6, f7)};                                                         \
+  }                                                                                                                  \
   TARGET static inline float hsum(floats a) noexcept {                                                               \
     return x86::hsum_ps(_mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1)));                    \
   }                                                                                                                  \
@@ -4890,6 +5150,9 @@ struct avx2_level {
   }
   CHORUS_TARGET_AVX2 static inline ints dot_u8(bytes w, bytes a) noexcept {
     return {_mm256_madd_epi16(pairs<false>(w, a), _mm256_set1_epi16(1))};
+  }
+  CHORUS_TARGET_AVX2 static inline ints dot_i16_acc(ints acc, bytes a, bytes b) noexcept {
+    return {_mm256_add_epi32(acc.v, _mm256_madd_epi16(a.v, b.v))};
   }
   template <int G, bool Signed>
   CHORUS_TARGET_AVX2 static inline ints dot_scaled(ints acc, bytes w, bytes a, const scale_lanes& s) noexcept {
@@ -4951,6 +5214,7 @@ struct avx512_level {
     return {_mm256_dpbusd_epi32(_mm256_setzero_si256(), w.v, a.v)};
   }
   CHORUS_TARGET_AVX512 static inline ints dot_u8_acc(ints acc, bytes w, bytes a) noexcept { return {_mm256_dpbusd_epi32(acc.v, w.v, a.v)}; }
+  CHORUS_TARGET_AVX512 static inline ints dot_i16_acc(ints acc, bytes a, bytes b) noexcept { return {_mm256_dpwssd_epi32(acc.v, a.v, b.v)}; }
   CHORUS_TARGET_AVX512 static inline ints dot_s8_acc(ints acc, bytes w, bytes a) noexcept {
     return {_mm256_dpbusd_epi32(acc.v, _mm256_sign_epi8(w.v, w.v), _mm256_sign_epi8(a.v, w.v))};
   }
@@ -5091,7 +5355,9 @@ struct entries;
                                            const activation_t<Block>* x, std::size_t n_x, std::size_t x_stride,    \
                                            float* y, std::size_t y_stride) noexcept {                              \
       if constexpr (detail::small_block<Block>) {                                                                  \
-        kernels::gemm_small<L>(&dot<Block>, w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                                    \
+        kernels::gemm_small<L>(&dot<Block>, w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                      \
+      } else if constexpr (detail::k_block<Block>) {                                                              \
+        kernels::gemm_k<L>(w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                                        \
       } else {                                                                                                     \
         kernels::gemm(&dot<Block>, w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                                \
       }                                                                                                            \

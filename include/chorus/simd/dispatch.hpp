@@ -94,7 +94,9 @@ struct entries;
                                            const activation_t<Block>* x, std::size_t n_x, std::size_t x_stride,    \
                                            float* y, std::size_t y_stride) noexcept {                              \
       if constexpr (detail::small_block<Block>) {                                                                  \
-        kernels::gemm_small<L>(&dot<Block>, w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                                    \
+        kernels::gemm_small<L>(&dot<Block>, w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                      \
+      } else if constexpr (detail::k_block<Block>) {                                                              \
+        kernels::gemm_k<L>(w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                                        \
       } else {                                                                                                     \
         kernels::gemm(&dot<Block>, w, r0, r1, cols, x, n_x, x_stride, y, y_stride);                                \
       }                                                                                                            \

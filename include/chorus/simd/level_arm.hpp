@@ -112,6 +112,21 @@ struct neon_level {
   static inline ints dot_u8(bytes w, bytes a) noexcept { return dot_s8(w, a); }
   static inline ints zero_ints() noexcept { return {vdupq_n_s32(0), vdupq_n_s32(0)}; }
   static inline ints splat_ints(std::int32_t x) noexcept { return {vdupq_n_s32(x), vdupq_n_s32(x)}; }
+  static inline ints load_ints(const std::int32_t* p) noexcept { return {vld1q_s32(p), vld1q_s32(p + 4)}; }
+  static inline int32x4_t reduce4(const ints* v) noexcept {
+    const int32x4_t p01 = vpaddq_s32(vaddq_s32(v[0].lo, v[0].hi), vaddq_s32(v[1].lo, v[1].hi));
+    const int32x4_t p23 = vpaddq_s32(vaddq_s32(v[2].lo, v[2].hi), vaddq_s32(v[3].lo, v[3].hi));
+    return vpaddq_s32(p01, p23);
+  }
+  static inline ints reduce8(const ints* v) noexcept { return {reduce4(v), reduce4(v + 4)}; }
+  static inline ints mul_ints(ints a, ints b) noexcept { return {vmulq_s32(a.lo, b.lo), vmulq_s32(a.hi, b.hi)}; }
+  static inline int32x4_t dot16_i16(int8x16_t a, int8x16_t b) noexcept {
+    const int16x8_t x = vreinterpretq_s16_s8(a), y = vreinterpretq_s16_s8(b);
+    return vpaddq_s32(vmull_s16(vget_low_s16(x), vget_low_s16(y)), vmull_high_s16(x, y));
+  }
+  static inline ints dot_i16_acc(ints acc, bytes a, bytes b) noexcept {
+    return {vaddq_s32(acc.lo, dot16_i16(a.lo, b.lo)), vaddq_s32(acc.hi, dot16_i16(a.hi, b.hi))};
+  }
   static inline ints add(ints a, ints b) noexcept { return {vaddq_s32(a.lo, b.lo), vaddq_s32(a.hi, b.hi)}; }
   static inline std::int32_t hsum(ints a) noexcept { return vaddvq_s32(vaddq_s32(a.lo, a.hi)); }
 
@@ -150,6 +165,11 @@ struct neon_level {
   static inline floats add(floats a, floats b) noexcept { return {vaddq_f32(a.lo, b.lo), vaddq_f32(a.hi, b.hi)}; }
   static inline floats mul(floats a, floats b) noexcept { return {vmulq_f32(a.lo, b.lo), vmulq_f32(a.hi, b.hi)}; }
   static inline floats load_floats(const float* p) noexcept { return {vld1q_f32(p), vld1q_f32(p + 4)}; }
+  static inline float first(floats a) noexcept { return vgetq_lane_f32(a.lo, 0); }
+  static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6, float f7) noexcept {
+    const float lo[4] = {f0, f1, f2, f3}, hi[4] = {f4, f5, f6, f7};
+    return {vld1q_f32(lo), vld1q_f32(hi)};
+  }
   static inline void store_floats(float* p, floats a) noexcept {
     vst1q_f32(p, a.lo);
     vst1q_f32(p + 4, a.hi);

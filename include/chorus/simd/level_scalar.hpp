@@ -135,6 +135,29 @@ struct scalar_level {
     return r;
   }
   static inline ints zero_ints() noexcept { return ints{}; }
+  static inline ints load_ints(const std::int32_t* p) noexcept {
+    ints r;
+    std::memcpy(r.v, p, sizeof r.v);
+    return r;
+  }
+  static inline ints mul_ints(ints a, ints b) noexcept {
+    for (int k = 0; k < 8; ++k) a.v[k] *= b.v[k];
+    return a;
+  }
+  // bytes as 16 int16 lanes: lane k of acc plus the products of int16 lanes 2k and 2k + 1
+  static inline ints dot_i16_acc(ints acc, bytes a, bytes b) noexcept {
+    std::int16_t x[16], y[16];
+    std::memcpy(x, a.v, 32);
+    std::memcpy(y, b.v, 32);
+    for (int k = 0; k < 8; ++k) acc.v[k] += x[2 * k] * y[2 * k] + x[2 * k + 1] * y[2 * k + 1];
+    return acc;
+  }
+  // lane r: the sum of the lanes of v[r]
+  static inline ints reduce8(const ints* v) noexcept {
+    ints r;
+    for (int k = 0; k < 8; ++k) r.v[k] = hsum(v[k]);
+    return r;
+  }
   static inline ints splat_ints(std::int32_t x) noexcept {
     ints r;
     for (auto& v : r.v) v = x;
@@ -228,6 +251,10 @@ struct scalar_level {
     return r;
   }
   static inline void store_floats(float* p, floats a) noexcept { std::memcpy(p, a.v, sizeof a.v); }
+  static inline float first(floats a) noexcept { return a.v[0]; }
+  static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6, float f7) noexcept {
+    return floats{{f0, f1, f2, f3, f4, f5, f6, f7}};
+  }
   static inline float hsum(floats a) noexcept {
     // pairwise, as the vector levels reduce
     float s4[4], s2[2];

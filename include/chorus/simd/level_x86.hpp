@@ -145,6 +145,20 @@ struct sse4_level {
   }
   CHORUS_TARGET_SSE4 static inline ints zero_ints() noexcept { return {_mm_setzero_si128(), _mm_setzero_si128()}; }
   CHORUS_TARGET_SSE4 static inline ints splat_ints(std::int32_t x) noexcept { return {_mm_set1_epi32(x), _mm_set1_epi32(x)}; }
+  CHORUS_TARGET_SSE4 static inline __m128i reduce4(const ints* v) noexcept {
+    const __m128i s0 = _mm_add_epi32(v[0].lo, v[0].hi), s1 = _mm_add_epi32(v[1].lo, v[1].hi);
+    const __m128i s2 = _mm_add_epi32(v[2].lo, v[2].hi), s3 = _mm_add_epi32(v[3].lo, v[3].hi);
+    return _mm_hadd_epi32(_mm_hadd_epi32(s0, s1), _mm_hadd_epi32(s2, s3));
+  }
+  CHORUS_TARGET_SSE4 static inline ints reduce8(const ints* v) noexcept { return {reduce4(v), reduce4(v + 4)}; }
+  CHORUS_TARGET_SSE4 static inline ints load_ints(const std::int32_t* p) noexcept {
+    const auto* q = reinterpret_cast<const __m128i*>(p);
+    return {_mm_loadu_si128(q), _mm_loadu_si128(q + 1)};
+  }
+  CHORUS_TARGET_SSE4 static inline ints mul_ints(ints a, ints b) noexcept { return {_mm_mullo_epi32(a.lo, b.lo), _mm_mullo_epi32(a.hi, b.hi)}; }
+  CHORUS_TARGET_SSE4 static inline ints dot_i16_acc(ints acc, bytes a, bytes b) noexcept {
+    return {_mm_add_epi32(acc.lo, _mm_madd_epi16(a.lo, b.lo)), _mm_add_epi32(acc.hi, _mm_madd_epi16(a.hi, b.hi))};
+  }
   CHORUS_TARGET_SSE4 static inline ints add(ints a, ints b) noexcept { return {_mm_add_epi32(a.lo, b.lo), _mm_add_epi32(a.hi, b.hi)}; }
   CHORUS_TARGET_SSE4 static inline std::int32_t hsum(ints a) noexcept { return x86::hsum_epi32(_mm_add_epi32(a.lo, a.hi)); }
 
@@ -187,12 +201,21 @@ struct sse4_level {
     return {v, v};
   }
   CHORUS_TARGET_SSE4 static inline floats zerof() noexcept { return {_mm_setzero_ps(), _mm_setzero_ps()}; }
+  // Two roundings, always: the empty asm keeps GCC (in a build with FMA enabled) from fusing the
+  // multiply and the add here in some inlined contexts and not in others, which would make dot(),
+  // gemv and gemm of one row differ in the last bit.
   CHORUS_TARGET_SSE4 static inline floats fma(floats a, floats b, floats c) noexcept {
-    return {_mm_add_ps(_mm_mul_ps(a.lo, b.lo), c.lo), _mm_add_ps(_mm_mul_ps(a.hi, b.hi), c.hi)};
+    __m128 lo = _mm_mul_ps(a.lo, b.lo), hi = _mm_mul_ps(a.hi, b.hi);
+    __asm__("" : "+x"(lo), "+x"(hi), "+x"(c.lo), "+x"(c.hi));
+    return {_mm_add_ps(lo, c.lo), _mm_add_ps(hi, c.hi)};
   }
   CHORUS_TARGET_SSE4 static inline floats add(floats a, floats b) noexcept { return {_mm_add_ps(a.lo, b.lo), _mm_add_ps(a.hi, b.hi)}; }
   CHORUS_TARGET_SSE4 static inline floats mul(floats a, floats b) noexcept { return {_mm_mul_ps(a.lo, b.lo), _mm_mul_ps(a.hi, b.hi)}; }
   CHORUS_TARGET_SSE4 static inline floats load_floats(const float* p) noexcept { return {_mm_loadu_ps(p), _mm_loadu_ps(p + 4)}; }
+  CHORUS_TARGET_SSE4 static inline float first(floats a) noexcept { return _mm_cvtss_f32(a.lo); }
+  CHORUS_TARGET_SSE4 static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6, float f7) noexcept {
+    return {_mm_setr_ps(f0, f1, f2, f3), _mm_setr_ps(f4, f5, f6, f7)};
+  }
   CHORUS_TARGET_SSE4 static inline void store_floats(float* p, floats a) noexcept {
     _mm_storeu_ps(p, a.lo);
     _mm_storeu_ps(p + 4, a.hi);
@@ -292,6 +315,16 @@ struct sse4_level {
   }                                                                                                                  \
   TARGET static inline ints zero_ints() noexcept { return {_mm256_setzero_si256()}; }                               \
   TARGET static inline ints splat_ints(std::int32_t x) noexcept { return {_mm256_set1_epi32(x)}; }                 \
+  TARGET static inline ints load_ints(const std::int32_t* p) noexcept {                                              \
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))};                                                \
+  }                                                                                                                  \
+  TARGET static inline ints mul_ints(ints a, ints b) noexcept { return {_mm256_mullo_epi32(a.v, b.v)}; }           \
+  /* lane r: the sum of the lanes of v[r] (pairs, then fours, in each 128-bit half; then the halves) */            \
+  TARGET static inline ints reduce8(const ints* v) noexcept {                                                        \
+    const __m256i ab = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0].v, v[1].v), _mm256_hadd_epi32(v[2].v, v[3].v));    \
+    const __m256i cd = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4].v, v[5].v), _mm256_hadd_epi32(v[6].v, v[7].v));    \
+    return {_mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31))};   \
+  }                                                                                                                  \
   TARGET static inline ints add(ints a, ints b) noexcept { return {_mm256_add_epi32(a.v, b.v)}; }                   \
   TARGET static inline std::int32_t hsum(ints a) noexcept {                                                          \
     return x86::hsum_epi32(_mm_add_epi32(_mm256_castsi256_si128(a.v), _mm256_extracti128_si256(a.v, 1)));          \
@@ -332,6 +365,11 @@ struct sse4_level {
   TARGET static inline floats mul(floats a, floats b) noexcept { return {_mm256_mul_ps(a.v, b.v)}; }                \
   TARGET static inline floats load_floats(const float* p) noexcept { return {_mm256_loadu_ps(p)}; }                \
   TARGET static inline void store_floats(float* p, floats a) noexcept { _mm256_storeu_ps(p, a.v); }                \
+  TARGET static inline float first(floats a) noexcept { return _mm256_cvtss_f32(a.v); }                            \
+  TARGET static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6,     \
+                                         float f7) noexcept {                                                        \
+    return {_mm256_setr_ps(f0, f1, f2, f3, f4, f5, f6, f7)};                                                         \
+  }                                                                                                                  \
   TARGET static inline float hsum(floats a) noexcept {                                                               \
     return x86::hsum_ps(_mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1)));                    \
   }                                                                                                                  \
@@ -349,6 +387,9 @@ struct avx2_level {
   }
   CHORUS_TARGET_AVX2 static inline ints dot_u8(bytes w, bytes a) noexcept {
     return {_mm256_madd_epi16(pairs<false>(w, a), _mm256_set1_epi16(1))};
+  }
+  CHORUS_TARGET_AVX2 static inline ints dot_i16_acc(ints acc, bytes a, bytes b) noexcept {
+    return {_mm256_add_epi32(acc.v, _mm256_madd_epi16(a.v, b.v))};
   }
   template <int G, bool Signed>
   CHORUS_TARGET_AVX2 static inline ints dot_scaled(ints acc, bytes w, bytes a, const scale_lanes& s) noexcept {
@@ -410,6 +451,7 @@ struct avx512_level {
     return {_mm256_dpbusd_epi32(_mm256_setzero_si256(), w.v, a.v)};
   }
   CHORUS_TARGET_AVX512 static inline ints dot_u8_acc(ints acc, bytes w, bytes a) noexcept { return {_mm256_dpbusd_epi32(acc.v, w.v, a.v)}; }
+  CHORUS_TARGET_AVX512 static inline ints dot_i16_acc(ints acc, bytes a, bytes b) noexcept { return {_mm256_dpwssd_epi32(acc.v, a.v, b.v)}; }
   CHORUS_TARGET_AVX512 static inline ints dot_s8_acc(ints acc, bytes w, bytes a) noexcept {
     return {_mm256_dpbusd_epi32(acc.v, _mm256_sign_epi8(w.v, w.v), _mm256_sign_epi8(a.v, w.v))};
   }
