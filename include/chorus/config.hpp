@@ -76,14 +76,17 @@
 #define CHORUS_ALWAYS_INLINE inline __attribute__((always_inline))
 #define CHORUS_LAMBDA_INLINE __attribute__((always_inline))
 #define CHORUS_RESTRICT __restrict__
+#define CHORUS_PREFETCH(address) __builtin_prefetch(address)
 #elif defined(_MSC_VER)
 #define CHORUS_ALWAYS_INLINE __forceinline
 #define CHORUS_LAMBDA_INLINE
 #define CHORUS_RESTRICT __restrict
+#define CHORUS_PREFETCH(address) ((void)(address))
 #else
 #define CHORUS_ALWAYS_INLINE inline
 #define CHORUS_LAMBDA_INLINE
 #define CHORUS_RESTRICT
+#define CHORUS_PREFETCH(address) ((void)(address))
 #endif
 
 namespace chorus::inline CHORUS_ABI {}

@@ -115,14 +115,17 @@ inline constexpr const char* version_string = CHORUS_VERSION_STRING;
 #define CHORUS_ALWAYS_INLINE inline __attribute__((always_inline))
 #define CHORUS_LAMBDA_INLINE __attribute__((always_inline))
 #define CHORUS_RESTRICT __restrict__
+#define CHORUS_PREFETCH(address) __builtin_prefetch(address)
 #elif defined(_MSC_VER)
 #define CHORUS_ALWAYS_INLINE __forceinline
 #define CHORUS_LAMBDA_INLINE
 #define CHORUS_RESTRICT __restrict
+#define CHORUS_PREFETCH(address) ((void)(address))
 #else
 #define CHORUS_ALWAYS_INLINE inline
 #define CHORUS_LAMBDA_INLINE
 #define CHORUS_RESTRICT
+#define CHORUS_PREFETCH(address) ((void)(address))
 #endif
 
 namespace chorus::inline CHORUS_ABI {}
@@ -3675,10 +3678,24 @@ CHORUS_ALWAYS_INLINE void gemv(Dot dot_row, const Block* w, std::size_t row_begi
   for (std::size_t r = row_begin; r < row_end; ++r) y[r] = dot_row(w + r * per_row, x, per_row);
 }
 
+// The sum of an activation block's quants: what the unsigned operand's offset costs per block.
+template <class Activation>
+CHORUS_ALWAYS_INLINE std::int32_t activation_sum(const Activation& a) noexcept {
+  std::int32_t sum = 0;
+  for (const std::int8_t v : a.qs) sum += v;
+  return sum;
+}
+
 // y[r] = W[r] . x for 32-element blocks, eight rows at a time: their 8 integer vectors per block
 // are reduced into one (lane r = row r) and take dot()'s float steps in lanes; the activation
 // scales are converted once for all rows (rows up to 16384 columns; longer ones, and the last
 // rows of the range, go through dot()). Every result is dot()'s.
+//
+// Eight rows are eight short read streams that restart at every group of rows, and the hardware
+// prefetchers fell behind them: the loop prefetches each row gemv_prefetch_blocks ahead, and
+// near a row's end the same place in the next group's row (docs/perf.md, 2026-12-03).
+inline constexpr std::size_t gemv_prefetch_blocks = 12;
+
 template <class L, class Block, class Dot>
 CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
                                      const activation_t<Block>* x, float* y) noexcept {
@@ -3693,38 +3710,41 @@ CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t ro
   for (std::size_t b = 0; b < per_row; ++b) {
     ds[b] = L::half(x[b].d.bits);
     if constexpr (affine) ss[b] = L::half(x[b].s.bits);
-    if constexpr (quant_offset > 0) {
-      std::int32_t sum = 0;
-      for (const std::int8_t v : x[b].qs) sum += v;
-      correction[b] = -quant_offset * sum;
-    }
+    if constexpr (quant_offset > 0) correction[b] = -quant_offset * activation_sum(x[b]);
   }
   std::size_t r = row_begin;
   for (; r + 8 <= row_end; r += 8) {
     const Block* rows = w + r * per_row;
+    const bool next_group = r + 16 <= row_end;
     auto sum = L::zerof(), offset = L::zerof();
     for (std::size_t b = 0; b < per_row; ++b) {
+      if (b % 2 == 0) {
+        // ahead of row k: in row k itself, else in row k + 8 (only where the range has it)
+        std::size_t ahead = b + gemv_prefetch_blocks;
+        if (ahead >= per_row) ahead = next_group ? ahead + 7 * per_row : b;
+        unroll<8>([&](auto k) CHORUS_LAMBDA_INLINE { CHORUS_PREFETCH(&rows[k * per_row + ahead]); });
+      }
       typename L::ints i[8];
-      float d[8], m[8];
       const auto a = L::load(x[b].qs);
       unroll<8>([&](auto k) CHORUS_LAMBDA_INLINE {
-        const decoded_block<L> u = decode_block<L>(rows[k * per_row + b]);
+        const auto q = quant::block_traits<Block>::template quants<L>(rows[k * per_row + b]);
         if constexpr (quant_offset > 0) {
-          i[k] = L::dot_u8(L::sub(u.q, L::splat(static_cast<std::int8_t>(-quant_offset))), a);
+          i[k] = L::dot_u8(L::sub(q, L::splat(static_cast<std::int8_t>(-quant_offset))), a);
         } else {
-          i[k] = block_ints<L, Block>(u.q, x[b]);
+          i[k] = block_ints<L, Block>(q, x[b]);
         }
-        d[k] = u.d;
-        m[k] = u.m;
       });
       auto total = L::reduce8(i);
       if constexpr (quant_offset > 0) total = L::add(total, L::splat_ints(correction[b]));
-      // from registers: eight scalar stores read back as one vector would stall store forwarding
-      const auto dw = L::set_floats(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
-      sum = L::fma(L::to_floats(total), L::mul(dw, L::splatf(ds[b])), sum);
-      if constexpr (affine) {
-        offset = L::fma(L::set_floats(m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]), L::splatf(ss[b]), offset);
-      }
+      // the eight rows' scales straight from the blocks into one conversion: eight scalar
+      // conversions stored and read back as a vector stall store forwarding
+      const auto half_of = [&](auto k, auto field) CHORUS_LAMBDA_INLINE { return (rows[k * per_row + b].*field).bits; };
+      const auto halves = [&](auto field) CHORUS_LAMBDA_INLINE {
+        return L::set_halves(half_of(0, field), half_of(1, field), half_of(2, field), half_of(3, field), half_of(4, field),
+                             half_of(5, field), half_of(6, field), half_of(7, field));
+      };
+      sum = L::fma(L::to_floats(total), L::mul(halves(&Block::d), L::splatf(ds[b])), sum);
+      if constexpr (affine) offset = L::fma(halves(&Block::m), L::splatf(ss[b]), offset);
     }
     alignas(32) float s8[8], o8[8];
     L::store_floats(s8, sum);
@@ -3815,11 +3835,7 @@ CHORUS_ALWAYS_INLINE void prepare_terms(const activation_t<Block>* x, std::size_
       const std::size_t k = i * per_row + b;
       terms.d[k] = L::half(a.d.bits);
       if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) terms.s[k] = L::half(a.s.bits);
-      if constexpr (offset > 0) {
-        std::int32_t sum = 0;
-        for (const std::int8_t v : a.qs) sum += v;
-        terms.correction[k] = -offset * sum;
-      }
+      if constexpr (offset > 0) terms.correction[k] = -offset * activation_sum(a);
     }
   }
 }
@@ -4370,6 +4386,11 @@ struct neon_level {
   static inline float half(std::uint16_t bits) noexcept {
     return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(bits))), 0);
   }
+  static inline floats set_halves(std::uint16_t h0, std::uint16_t h1, std::uint16_t h2, std::uint16_t h3, std::uint16_t h4,
+                                  std::uint16_t h5, std::uint16_t h6, std::uint16_t h7) noexcept {
+    const std::uint16_t lo[4] = {h0, h1, h2, h3}, hi[4] = {h4, h5, h6, h7};
+    return {vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(lo))), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(hi)))};
+  }
 
   static inline fvec loadf(const float* p) noexcept { return {vld1q_f32(p)}; }
   static inline void storef(float* p, fvec a) noexcept { vst1q_f32(p, a.v); }
@@ -4689,6 +4710,10 @@ struct scalar_level {
     return s2[0] + s2[1];
   }
   static inline float half(std::uint16_t bits) noexcept { return half_to_float_fast(bits); }
+  static inline floats set_halves(std::uint16_t h0, std::uint16_t h1, std::uint16_t h2, std::uint16_t h3, std::uint16_t h4,
+                                  std::uint16_t h5, std::uint16_t h6, std::uint16_t h7) noexcept {
+    return set_floats(half(h0), half(h1), half(h2), half(h3), half(h4), half(h5), half(h6), half(h7));
+  }
 
   // ---- fvec: the float kernels' vector ----
   static inline fvec loadf(const float* p) noexcept {
@@ -4979,6 +5004,10 @@ struct sse4_level {
   CHORUS_TARGET_SSE4 static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6, float f7) noexcept {
     return {_mm_setr_ps(f0, f1, f2, f3), _mm_setr_ps(f4, f5, f6, f7)};
   }
+  CHORUS_TARGET_SSE4 static inline floats set_halves(std::uint16_t h0, std::uint16_t h1, std::uint16_t h2, std::uint16_t h3,
+                                                     std::uint16_t h4, std::uint16_t h5, std::uint16_t h6, std::uint16_t h7) noexcept {
+    return set_floats(half(h0), half(h1), half(h2), half(h3), half(h4), half(h5), half(h6), half(h7));
+  }
   CHORUS_TARGET_SSE4 static inline void store_floats(float* p, floats a) noexcept {
     _mm_storeu_ps(p, a.lo);
     _mm_storeu_ps(p + 4, a.hi);
@@ -5132,6 +5161,14 @@ struct sse4_level {
   TARGET static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6,     \
                                          float f7) noexcept {                                                        \
     return {_mm256_setr_ps(f0, f1, f2, f3, f4, f5, f6, f7)};                                                         \
+  }                                                                                                                  \
+  /* eight half floats from registers into one conversion (F16C) */                                                \
+  TARGET static inline floats set_halves(std::uint16_t h0, std::uint16_t h1, std::uint16_t h2, std::uint16_t h3,      \
+                                         std::uint16_t h4, std::uint16_t h5, std::uint16_t h6,                        \
+                                         std::uint16_t h7) noexcept {                                                 \
+    return {_mm256_cvtph_ps(_mm_setr_epi16(static_cast<short>(h0), static_cast<short>(h1), static_cast<short>(h2),    \
+                                           static_cast<short>(h3), static_cast<short>(h4), static_cast<short>(h5),    \
+                                           static_cast<short>(h6), static_cast<short>(h7)))};                         \
   }                                                                                                                  \
   TARGET static inline float hsum(floats a) noexcept {                                                               \
     return x86::hsum_ps(_mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1)));                    \

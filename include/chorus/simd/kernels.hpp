@@ -258,10 +258,24 @@ CHORUS_ALWAYS_INLINE void gemv(Dot dot_row, const Block* w, std::size_t row_begi
   for (std::size_t r = row_begin; r < row_end; ++r) y[r] = dot_row(w + r * per_row, x, per_row);
 }
 
+// The sum of an activation block's quants: what the unsigned operand's offset costs per block.
+template <class Activation>
+CHORUS_ALWAYS_INLINE std::int32_t activation_sum(const Activation& a) noexcept {
+  std::int32_t sum = 0;
+  for (const std::int8_t v : a.qs) sum += v;
+  return sum;
+}
+
 // y[r] = W[r] . x for 32-element blocks, eight rows at a time: their 8 integer vectors per block
 // are reduced into one (lane r = row r) and take dot()'s float steps in lanes; the activation
 // scales are converted once for all rows (rows up to 16384 columns; longer ones, and the last
 // rows of the range, go through dot()). Every result is dot()'s.
+//
+// Eight rows are eight short read streams that restart at every group of rows, and the hardware
+// prefetchers fell behind them: the loop prefetches each row gemv_prefetch_blocks ahead, and
+// near a row's end the same place in the next group's row (docs/perf.md, 2026-12-03).
+inline constexpr std::size_t gemv_prefetch_blocks = 12;
+
 template <class L, class Block, class Dot>
 CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
                                      const activation_t<Block>* x, float* y) noexcept {
@@ -276,38 +290,41 @@ CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t ro
   for (std::size_t b = 0; b < per_row; ++b) {
     ds[b] = L::half(x[b].d.bits);
     if constexpr (affine) ss[b] = L::half(x[b].s.bits);
-    if constexpr (quant_offset > 0) {
-      std::int32_t sum = 0;
-      for (const std::int8_t v : x[b].qs) sum += v;
-      correction[b] = -quant_offset * sum;
-    }
+    if constexpr (quant_offset > 0) correction[b] = -quant_offset * activation_sum(x[b]);
   }
   std::size_t r = row_begin;
   for (; r + 8 <= row_end; r += 8) {
     const Block* rows = w + r * per_row;
+    const bool next_group = r + 16 <= row_end;
     auto sum = L::zerof(), offset = L::zerof();
     for (std::size_t b = 0; b < per_row; ++b) {
+      if (b % 2 == 0) {
+        // ahead of row k: in row k itself, else in row k + 8 (only where the range has it)
+        std::size_t ahead = b + gemv_prefetch_blocks;
+        if (ahead >= per_row) ahead = next_group ? ahead + 7 * per_row : b;
+        unroll<8>([&](auto k) CHORUS_LAMBDA_INLINE { CHORUS_PREFETCH(&rows[k * per_row + ahead]); });
+      }
       typename L::ints i[8];
-      float d[8], m[8];
       const auto a = L::load(x[b].qs);
       unroll<8>([&](auto k) CHORUS_LAMBDA_INLINE {
-        const decoded_block<L> u = decode_block<L>(rows[k * per_row + b]);
+        const auto q = quant::block_traits<Block>::template quants<L>(rows[k * per_row + b]);
         if constexpr (quant_offset > 0) {
-          i[k] = L::dot_u8(L::sub(u.q, L::splat(static_cast<std::int8_t>(-quant_offset))), a);
+          i[k] = L::dot_u8(L::sub(q, L::splat(static_cast<std::int8_t>(-quant_offset))), a);
         } else {
-          i[k] = block_ints<L, Block>(u.q, x[b]);
+          i[k] = block_ints<L, Block>(q, x[b]);
         }
-        d[k] = u.d;
-        m[k] = u.m;
       });
       auto total = L::reduce8(i);
       if constexpr (quant_offset > 0) total = L::add(total, L::splat_ints(correction[b]));
-      // from registers: eight scalar stores read back as one vector would stall store forwarding
-      const auto dw = L::set_floats(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
-      sum = L::fma(L::to_floats(total), L::mul(dw, L::splatf(ds[b])), sum);
-      if constexpr (affine) {
-        offset = L::fma(L::set_floats(m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]), L::splatf(ss[b]), offset);
-      }
+      // the eight rows' scales straight from the blocks into one conversion: eight scalar
+      // conversions stored and read back as a vector stall store forwarding
+      const auto half_of = [&](auto k, auto field) CHORUS_LAMBDA_INLINE { return (rows[k * per_row + b].*field).bits; };
+      const auto halves = [&](auto field) CHORUS_LAMBDA_INLINE {
+        return L::set_halves(half_of(0, field), half_of(1, field), half_of(2, field), half_of(3, field), half_of(4, field),
+                             half_of(5, field), half_of(6, field), half_of(7, field));
+      };
+      sum = L::fma(L::to_floats(total), L::mul(halves(&Block::d), L::splatf(ds[b])), sum);
+      if constexpr (affine) offset = L::fma(halves(&Block::m), L::splatf(ss[b]), offset);
     }
     alignas(32) float s8[8], o8[8];
     L::store_floats(s8, sum);
@@ -398,11 +415,7 @@ CHORUS_ALWAYS_INLINE void prepare_terms(const activation_t<Block>* x, std::size_
       const std::size_t k = i * per_row + b;
       terms.d[k] = L::half(a.d.bits);
       if constexpr (quant::block_traits<Block>::kind == quant::block_kind::affine) terms.s[k] = L::half(a.s.bits);
-      if constexpr (offset > 0) {
-        std::int32_t sum = 0;
-        for (const std::int8_t v : a.qs) sum += v;
-        terms.correction[k] = -offset * sum;
-      }
+      if constexpr (offset > 0) terms.correction[k] = -offset * activation_sum(a);
     }
   }
 }

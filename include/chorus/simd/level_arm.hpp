@@ -178,6 +178,11 @@ struct neon_level {
   static inline float half(std::uint16_t bits) noexcept {
     return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(bits))), 0);
   }
+  static inline floats set_halves(std::uint16_t h0, std::uint16_t h1, std::uint16_t h2, std::uint16_t h3, std::uint16_t h4,
+                                  std::uint16_t h5, std::uint16_t h6, std::uint16_t h7) noexcept {
+    const std::uint16_t lo[4] = {h0, h1, h2, h3}, hi[4] = {h4, h5, h6, h7};
+    return {vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(lo))), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(hi)))};
+  }
 
   static inline fvec loadf(const float* p) noexcept { return {vld1q_f32(p)}; }
   static inline void storef(float* p, fvec a) noexcept { vst1q_f32(p, a.v); }

@@ -263,6 +263,10 @@ struct scalar_level {
     return s2[0] + s2[1];
   }
   static inline float half(std::uint16_t bits) noexcept { return half_to_float_fast(bits); }
+  static inline floats set_halves(std::uint16_t h0, std::uint16_t h1, std::uint16_t h2, std::uint16_t h3, std::uint16_t h4,
+                                  std::uint16_t h5, std::uint16_t h6, std::uint16_t h7) noexcept {
+    return set_floats(half(h0), half(h1), half(h2), half(h3), half(h4), half(h5), half(h6), half(h7));
+  }
 
   // ---- fvec: the float kernels' vector ----
   static inline fvec loadf(const float* p) noexcept {

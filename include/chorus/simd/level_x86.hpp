@@ -216,6 +216,10 @@ struct sse4_level {
   CHORUS_TARGET_SSE4 static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6, float f7) noexcept {
     return {_mm_setr_ps(f0, f1, f2, f3), _mm_setr_ps(f4, f5, f6, f7)};
   }
+  CHORUS_TARGET_SSE4 static inline floats set_halves(std::uint16_t h0, std::uint16_t h1, std::uint16_t h2, std::uint16_t h3,
+                                                     std::uint16_t h4, std::uint16_t h5, std::uint16_t h6, std::uint16_t h7) noexcept {
+    return set_floats(half(h0), half(h1), half(h2), half(h3), half(h4), half(h5), half(h6), half(h7));
+  }
   CHORUS_TARGET_SSE4 static inline void store_floats(float* p, floats a) noexcept {
     _mm_storeu_ps(p, a.lo);
     _mm_storeu_ps(p + 4, a.hi);
@@ -369,6 +373,14 @@ struct sse4_level {
   TARGET static inline floats set_floats(float f0, float f1, float f2, float f3, float f4, float f5, float f6,     \
                                          float f7) noexcept {                                                        \
     return {_mm256_setr_ps(f0, f1, f2, f3, f4, f5, f6, f7)};                                                         \
+  }                                                                                                                  \
+  /* eight half floats from registers into one conversion (F16C) */                                                \
+  TARGET static inline floats set_halves(std::uint16_t h0, std::uint16_t h1, std::uint16_t h2, std::uint16_t h3,      \
+                                         std::uint16_t h4, std::uint16_t h5, std::uint16_t h6,                        \
+                                         std::uint16_t h7) noexcept {                                                 \
+    return {_mm256_cvtph_ps(_mm_setr_epi16(static_cast<short>(h0), static_cast<short>(h1), static_cast<short>(h2),    \
+                                           static_cast<short>(h3), static_cast<short>(h4), static_cast<short>(h5),    \
+                                           static_cast<short>(h6), static_cast<short>(h7)))};                         \
   }                                                                                                                  \
   TARGET static inline float hsum(floats a) noexcept {                                                               \
     return x86::hsum_ps(_mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1)));                    \
