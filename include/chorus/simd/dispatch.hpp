@@ -84,7 +84,7 @@ struct entries;
     TARGET CHORUS_FLATTEN static void gemv(const Block* w, std::size_t r0, std::size_t r1, std::size_t cols,       \
                                            const activation_t<Block>* x, float* y) noexcept {                      \
       if constexpr (detail::small_block<Block>) {                                                                  \
-        kernels::gemv_small<L>(&dot<Block>, w, r0, r1, cols, x, y);                                                \
+        kernels::gemv_small<L>(&dot<Block>, w, r0, r1, cols, x, 1, 0, y, 0);                                                \
       } else {                                                                                                     \
         kernels::gemv(&dot<Block>, w, r0, r1, cols, x, y);                                                        \
       }                                                                                                            \

@@ -266,37 +266,51 @@ CHORUS_ALWAYS_INLINE std::int32_t activation_sum(const Activation& a) noexcept {
   return sum;
 }
 
-// y[r] = W[r] . x for 32-element blocks, eight rows at a time: their 8 integer vectors per block
-// are reduced into one (lane r = row r) and take dot()'s float steps in lanes; the activation
-// scales are converted once for all rows (rows up to 16384 columns; longer ones, and the last
-// rows of the range, go through dot()). Every result is dot()'s.
+// Y[i][r] = W[r] . X[i] for 32-element blocks and a few activation rows (up to
+// gemv_activation_rows), eight weight rows at a time: each block of the 8 rows is decoded once,
+// and per activation row their 8 integer vectors are reduced into one (lane r = row r) and take
+// dot()'s float steps in lanes; the activation scales are converted once for all rows (rows up to
+// 16384 columns; longer ones, and the last rows of the range, go through dot()). Every result is
+// dot()'s. One activation row is the gemv of generation; 2-4 are a few sequences decoded together,
+// where the gemm's interleaved tiles would run one column each (docs/perf.md, 2026-12-03).
 //
 // Eight rows are eight short read streams that restart at every group of rows, and the hardware
 // prefetchers fell behind them: the loop prefetches each row gemv_prefetch_blocks ahead, and
 // near a row's end the same place in the next group's row (docs/perf.md, 2026-12-03).
 inline constexpr std::size_t gemv_prefetch_blocks = 12;
+inline constexpr std::size_t gemv_activation_rows = 4;
+inline constexpr std::size_t gemm_min_activation_rows = 8;  // up to this many, gemm_small runs gemv_small
 
 template <class L, class Block, class Dot>
 CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t row_begin, std::size_t row_end, std::size_t cols,
-                                     const activation_t<Block>* x, float* y) noexcept {
+                                     const activation_t<Block>* x, std::size_t n_x, std::size_t x_stride, float* y,
+                                     std::size_t y_stride) noexcept {
   constexpr bool affine = quant::block_traits<Block>::kind == quant::block_kind::affine;
   constexpr std::size_t max_blocks = 512;
   const std::size_t per_row = cols / 32;
-  if (per_row > max_blocks) return gemv(dot_row, w, row_begin, row_end, cols, x, y);
+  if (per_row > max_blocks) {
+    for (std::size_t i = 0; i < n_x; ++i) gemv(dot_row, w, row_begin, row_end, cols, x + i * x_stride, y + i * y_stride);
+    return;
+  }
   // Q4_0 and Q5_0 as the unsigned operand (see unsigned_offset), as in the gemm
   constexpr int quant_offset = unsigned_offset<Block>();
-  float ds[max_blocks], ss[max_blocks];
-  std::int32_t correction[max_blocks];
-  for (std::size_t b = 0; b < per_row; ++b) {
-    ds[b] = L::half(x[b].d.bits);
-    if constexpr (affine) ss[b] = L::half(x[b].s.bits);
-    if constexpr (quant_offset > 0) correction[b] = -quant_offset * activation_sum(x[b]);
+  constexpr std::size_t N = gemv_activation_rows;
+  float ds[N][max_blocks], ss[N][max_blocks];
+  std::int32_t correction[N][max_blocks];
+  for (std::size_t i = 0; i < n_x; ++i) {
+    for (std::size_t b = 0; b < per_row; ++b) {
+      const auto& a = x[i * x_stride + b];
+      ds[i][b] = L::half(a.d.bits);
+      if constexpr (affine) ss[i][b] = L::half(a.s.bits);
+      if constexpr (quant_offset > 0) correction[i][b] = -quant_offset * activation_sum(a);
+    }
   }
   std::size_t r = row_begin;
   for (; r + 8 <= row_end; r += 8) {
     const Block* rows = w + r * per_row;
     const bool next_group = r + 16 <= row_end;
-    auto sum = L::zerof(), offset = L::zerof();
+    typename L::floats sum[N], offset[N];
+    for (std::size_t i = 0; i < n_x; ++i) sum[i] = offset[i] = L::zerof();
     for (std::size_t b = 0; b < per_row; ++b) {
       if (b % 2 == 0) {
         // ahead of row k: in row k itself, else in row k + 8 (only where the range has it)
@@ -304,18 +318,11 @@ CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t ro
         if (ahead >= per_row) ahead = next_group ? ahead + 7 * per_row : b;
         unroll<8>([&](auto k) CHORUS_LAMBDA_INLINE { CHORUS_PREFETCH(&rows[k * per_row + ahead]); });
       }
-      typename L::ints i[8];
-      const auto a = L::load(x[b].qs);
+      typename L::bytes q[8];
       unroll<8>([&](auto k) CHORUS_LAMBDA_INLINE {
-        const auto q = quant::block_traits<Block>::template quants<L>(rows[k * per_row + b]);
-        if constexpr (quant_offset > 0) {
-          i[k] = L::dot_u8(L::sub(q, L::splat(static_cast<std::int8_t>(-quant_offset))), a);
-        } else {
-          i[k] = block_ints<L, Block>(q, x[b]);
-        }
+        q[k] = quant::block_traits<Block>::template quants<L>(rows[k * per_row + b]);
+        if constexpr (quant_offset > 0) q[k] = L::sub(q[k], L::splat(static_cast<std::int8_t>(-quant_offset)));
       });
-      auto total = L::reduce8(i);
-      if constexpr (quant_offset > 0) total = L::add(total, L::splat_ints(correction[b]));
       // the eight rows' scales straight from the blocks into one conversion: eight scalar
       // conversions stored and read back as a vector stall store forwarding
       const auto half_of = [&](auto k, auto field) CHORUS_LAMBDA_INLINE { return (rows[k * per_row + b].*field).bits; };
@@ -323,15 +330,34 @@ CHORUS_ALWAYS_INLINE void gemv_small(Dot dot_row, const Block* w, std::size_t ro
         return L::set_halves(half_of(0, field), half_of(1, field), half_of(2, field), half_of(3, field), half_of(4, field),
                              half_of(5, field), half_of(6, field), half_of(7, field));
       };
-      sum = L::fma(L::to_floats(total), L::mul(halves(&Block::d), L::splatf(ds[b])), sum);
-      if constexpr (affine) offset = L::fma(halves(&Block::m), L::splatf(ss[b]), offset);
+      const auto dw = halves(&Block::d);
+      for (std::size_t i = 0; i < n_x; ++i) {
+        const auto& a = x[i * x_stride + b];
+        const auto qa = L::load(a.qs);
+        typename L::ints ints[8];
+        unroll<8>([&](auto k) CHORUS_LAMBDA_INLINE {
+          if constexpr (quant_offset > 0) {
+            ints[k] = L::dot_u8(q[k], qa);
+          } else {
+            ints[k] = block_ints<L, Block>(q[k], a);
+          }
+        });
+        auto total = L::reduce8(ints);
+        if constexpr (quant_offset > 0) total = L::add(total, L::splat_ints(correction[i][b]));
+        sum[i] = L::fma(L::to_floats(total), L::mul(dw, L::splatf(ds[i][b])), sum[i]);
+        if constexpr (affine) offset[i] = L::fma(halves(&Block::m), L::splatf(ss[i][b]), offset[i]);
+      }
     }
-    alignas(32) float s8[8], o8[8];
-    L::store_floats(s8, sum);
-    L::store_floats(o8, offset);
-    for (std::size_t k = 0; k < 8; ++k) y[r + k] = s8[k] + o8[k];
+    for (std::size_t i = 0; i < n_x; ++i) {
+      alignas(32) float s8[8], o8[8];
+      L::store_floats(s8, sum[i]);
+      L::store_floats(o8, offset[i]);
+      for (std::size_t k = 0; k < 8; ++k) y[i * y_stride + r + k] = s8[k] + o8[k];
+    }
   }
-  for (; r < row_end; ++r) y[r] = dot_row(w + r * per_row, x, per_row);
+  for (; r < row_end; ++r) {
+    for (std::size_t i = 0; i < n_x; ++i) y[i * y_stride + r] = dot_row(w + r * per_row, x + i * x_stride, per_row);
+  }
 }
 
 // ---- the gemm of 32-element blocks ----
@@ -469,6 +495,17 @@ CHORUS_ALWAYS_INLINE void gemm_small(Dot dot_row, const Block* w, std::size_t ro
   if (per_row > gemm_chunk_blocks) {  // beyond 131072 columns: one row at a time
     for (std::size_t i = 0; i < n_x; ++i) {
       for (std::size_t r = row_begin; r < row_end; ++r) y[i * y_stride + r] = dot_row(w + r * per_row, x + i * x_stride, per_row);
+    }
+    return;
+  }
+  // Few activation rows (a few sequences decoding together): gemv_small's decoded rows serve them
+  // faster than the tiles, whose interleaving pays off over more rows (14336 x 4096 Q4_0 and
+  // Q8_0, one thread, Zen 5: 1.4-1.9x at 8 rows on AVX-512, 1.6-2.6x at 4-8 rows on AVX2; at
+  // 16 rows the AVX-512 tiles are 1.6x faster).
+  if (n_x <= gemm_min_activation_rows) {
+    for (std::size_t i = 0; i < n_x; i += gemv_activation_rows) {
+      gemv_small<L>(dot_row, w, row_begin, row_end, cols, x + i * x_stride, std::min(gemv_activation_rows, n_x - i), x_stride,
+                    y + i * y_stride, y_stride);
     }
     return;
   }
