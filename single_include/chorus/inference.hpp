@@ -3624,6 +3624,42 @@ CHORUS_ALWAYS_INLINE float dot(const Block* w, const quant::block_q8_k* a, std::
   return L::first(sum);
 }
 
+// One K-quant weight row against N activation rows (a few sequences decoding together): each
+// super-block's groups and scales decoded once for all N, and per activation row exactly dot()'s
+// integers and float steps, so each result is dot()'s.
+template <class L, class Block, std::size_t N>
+  requires detail::k_block<Block>
+CHORUS_ALWAYS_INLINE void dot_rows(const Block* w, const quant::block_q8_k* x, std::size_t x_stride, std::size_t n,
+                                   float* out, std::size_t out_stride) noexcept {
+  using traits = quant::block_traits<Block>;
+  typename L::floats sum[N];
+  for (std::size_t i = 0; i < N; ++i) sum[i] = L::zerof();
+  for (std::size_t b = 0; b < n; ++b) {
+    const auto s = traits::template scales<L>(w[b]);
+    const auto lanes = L::prepare(s.scales);
+    typename L::ints acc[N];
+    for (std::size_t i = 0; i < N; ++i) acc[i] = L::zero_ints();
+    unroll<8>([&](auto g) CHORUS_LAMBDA_INLINE {
+      constexpr int G = decltype(g)::value;
+      const auto quants = traits::template group<L, G>(w[b]);
+      unroll<N>([&](auto i) CHORUS_LAMBDA_INLINE {
+        acc[i] = L::template dot_scaled<G, traits::signed_quants>(acc[i], quants, L::load(x[i * x_stride + b].qs + 32 * G), lanes);
+      });
+    });
+    unroll<N>([&](auto i) CHORUS_LAMBDA_INLINE {
+      const quant::block_q8_k& a = x[i * x_stride + b];
+      std::int32_t sumi = L::hsum(acc[i]);
+      if constexpr (traits::quant_offset != 0) sumi -= traits::quant_offset * L::dot_bsums(a.bsums, s.scales);
+      auto inner = L::mul(L::splatf(L::half(w[b].d.bits)), L::splatf(static_cast<float>(sumi)));
+      if constexpr (traits::has_mins) {
+        inner = L::fma(L::splatf(static_cast<float>(L::dot_bsums(a.bsums, s.mins))), L::splatf(-L::half(w[b].dmin.bits)), inner);
+      }
+      sum[i] = L::fma(L::splatf(a.d), inner, sum[i]);
+    });
+  }
+  for (std::size_t i = 0; i < N; ++i) out[i * out_stride] = L::first(sum[i]);
+}
+
 // Float rows: f32 x f32, or 16-bit weights x 16-bit activations widened to float.
 template <class L, class T>
 CHORUS_ALWAYS_INLINE typename L::fvec load_floats(const T* p) noexcept {
@@ -4074,6 +4110,18 @@ CHORUS_ALWAYS_INLINE void gemm_k(const Block* w, std::size_t row_begin, std::siz
                                  std::size_t y_stride) noexcept {
   constexpr std::size_t C = L::tile_cols;
   const std::size_t per_row = cols / 256;
+  // A few activation rows: one weight row against up to 4 of them at a time (dot_rows), faster
+  // than tiles of one column (docs/perf.md, 2026-12-03).
+  if (n_x <= gemm_min_activation_rows) {
+    for (std::size_t r = row_begin; r < row_end; ++r) {
+      const Block* row = w + r * per_row;
+      std::size_t i = 0;
+      for (; i + 4 <= n_x; i += 4) dot_rows<L, Block, 4>(row, x + i * x_stride, x_stride, per_row, y + i * y_stride + r, y_stride);
+      for (; i + 2 <= n_x; i += 2) dot_rows<L, Block, 2>(row, x + i * x_stride, x_stride, per_row, y + i * y_stride + r, y_stride);
+      for (; i < n_x; ++i) dot_rows<L, Block, 1>(row, x + i * x_stride, x_stride, per_row, y + i * y_stride + r, y_stride);
+    }
+    return;
+  }
   const std::size_t chunk = std::clamp<std::size_t>(gemm_chunk_blocks / 8 / per_row, 1, gemm_chunk_rows);
   interleaved_k_rows tile;
   float acc[gemm_chunk_rows][8];
