@@ -269,28 +269,34 @@ TYPED_TEST(KQuant, DotMatchesFloat64) {
 TYPED_TEST(KQuant, GemvAndGemmAgreeWithDot) {
   CHORUS_TEST_IF_COMPILED(TypeParam) {
     using traits = quant::block_traits<TypeParam>;
-    const std::size_t rows = 9, cols = 256 * 12, n_x = 5, per_row = cols / 256;
-    const auto w = quantized<TypeParam>(random_floats(rows * cols, 5));
-    std::vector<block_q8_k> x(n_x * per_row);
-    for (std::size_t i = 0; i < n_x; ++i) {
-      const auto xi = random_floats(cols, 60 + static_cast<std::uint32_t>(i));
-      quant::quantize_q8_k(xi.data(), x.data() + i * per_row, cols);
-    }
-    chorus_test::for_each_level([&](simd::isa, const simd::kernel_table& k) {
-      std::vector<float> y(rows), z(n_x * rows);
-      k.of<TypeParam>().gemv(w.data(), 0, rows, cols, x.data(), y.data());
-      k.of<TypeParam>().gemm(w.data(), 0, rows, cols, x.data(), n_x, per_row, z.data(), rows);
+    // up to 8 activation rows: dot_rows, 4, 2 and 1 at a time; 12: the interleaved tiles
+    for (const std::size_t n_x : {std::size_t{3}, std::size_t{5}, std::size_t{8}, std::size_t{12}}) {
+      const std::size_t rows = 9, cols = 256 * 12, per_row = cols / 256;
+      const auto w = quantized<TypeParam>(random_floats(rows * cols, 5));
+      std::vector<block_q8_k> x(n_x * per_row);
       for (std::size_t i = 0; i < n_x; ++i) {
-        for (std::size_t r = 0; r < rows; ++r) {
-          const float reference = traits::dot_reference(w.data() + r * per_row, x.data() + i * per_row, per_row);
-          const float tolerance = 1e-5f * (1.0f + std::fabs(reference));
-          if (i == 0) {
-            EXPECT_NEAR(y[r], reference, tolerance) << "gemv row " << r;
-          }
-          EXPECT_NEAR(z[i * rows + r], reference, tolerance) << "gemm row " << r << " x " << i;
-        }
+        const auto xi = random_floats(cols, 60 + static_cast<std::uint32_t>(i));
+        quant::quantize_q8_k(xi.data(), x.data() + i * per_row, cols);
       }
-    });
+      chorus_test::for_each_level([&](simd::isa, const simd::kernel_table& k) {
+        std::vector<float> y(rows), z(n_x * rows);
+        k.of<TypeParam>().gemv(w.data(), 0, rows, cols, x.data(), y.data());
+        k.of<TypeParam>().gemm(w.data(), 0, rows, cols, x.data(), n_x, per_row, z.data(), rows);
+        for (std::size_t i = 0; i < n_x; ++i) {
+          for (std::size_t r = 0; r < rows; ++r) {
+            const float reference = traits::dot_reference(w.data() + r * per_row, x.data() + i * per_row, per_row);
+            const float tolerance = 1e-5f * (1.0f + std::fabs(reference));
+            if (i == 0) {
+              EXPECT_NEAR(y[r], reference, tolerance) << "gemv row " << r;
+            }
+            EXPECT_NEAR(z[i * rows + r], reference, tolerance) << "gemm row " << r << " x " << i;
+            // a batch changes no token: the same bits as dot()
+            EXPECT_EQ(z[i * rows + r], k.of<TypeParam>().dot(w.data() + r * per_row, x.data() + i * per_row, per_row))
+                << "gemm row " << r << " x " << i << " of " << n_x;
+          }
+        }
+      });
+    }
   }
 }
 

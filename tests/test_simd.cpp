@@ -132,8 +132,11 @@ TYPED_TEST(SmallBlockKernels, GemvAndGemmAreDotRowByRow) {
     using Block = TypeParam;
     using traits = quant::block_traits<Block>;
     using activation = typename traits::activation;
-    for (std::size_t cols : {32u, 96u, 4096u}) {  // 4096: two gemm tiles of 2048 columns
-      const std::size_t rows = 9, n_x = 67, per_row = cols / 32;  // 67 rows: two groups of activation rows
+    // (columns, activation rows): 3 and 8 rows take gemv_small's few-rows path, 67 the tiles in two groups
+    // of activation rows; 4096 columns: two gemm tiles of 2048
+    for (const auto& shape : {std::pair<std::size_t, std::size_t>{32, 67}, {96, 67}, {4096, 67}, {96, 3}, {4096, 8}}) {
+      const std::size_t cols = shape.first, n_x = shape.second;
+      const std::size_t rows = 17, per_row = cols / 32;  // 17: two groups of 8 weight rows and one alone
       std::vector<Block> w(rows * per_row);
       traits::quantize(gaussian(rows * cols, 17, 0.3f).data(), w.data(), rows * cols);
       std::vector<activation> x(n_x * per_row);
@@ -156,6 +159,9 @@ TYPED_TEST(SmallBlockKernels, GemvAndGemmAreDotRowByRow) {
             const double reference = traits::dot_reference(wr, xi, per_row);
             ASSERT_LE(std::fabs(z[i * rows + r] - reference), summation_bound(wr, xi, per_row))
                 << gguf::type_name(traits::type) << " cols " << cols << " x row " << i << " w row " << r;
+            // a batch changes no token: the same bits as dot()
+            ASSERT_EQ(z[i * rows + r], f.dot(wr, xi, per_row))
+                << gguf::type_name(traits::type) << " cols " << cols << " n_x " << n_x << " x row " << i << " w row " << r;
           }
         }
       });
