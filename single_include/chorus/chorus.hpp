@@ -3589,51 +3589,9 @@ CHORUS_ALWAYS_INLINE float dot(const Block* w, const activation_t<Block>* a, std
   return L::first(sum) + L::first(offset);
 }
 
-// One K-quant super-block with its Q8_K activation block: the reference's integers, sumi (the
-// scaled products, offsets taken off) and summ (minimums times the activation sums).
-struct k_block_ints {
-  std::int32_t sumi, summ;
-};
-template <class L, class Block>
-CHORUS_ALWAYS_INLINE k_block_ints k_block_dot(const Block& w, const quant::block_q8_k& a) noexcept {
-  using traits = quant::block_traits<Block>;
-  const auto s = traits::template scales<L>(w);
-  const auto lanes = L::prepare(s.scales);
-  auto acc = L::zero_ints();
-  unroll<8>([&](auto g) CHORUS_LAMBDA_INLINE {
-    constexpr int G = decltype(g)::value;
-    acc = L::template dot_scaled<G, traits::signed_quants>(acc, traits::template group<L, G>(w), L::load(a.qs + 32 * G), lanes);
-  });
-  std::int32_t sumi = L::hsum(acc);
-  // quants stored as u = q + offset: subtract offset * scale * (sum of the 16 activations)
-  if constexpr (traits::quant_offset != 0) sumi -= traits::quant_offset * L::dot_bsums(a.bsums, s.scales);
-  std::int32_t summ = 0;
-  if constexpr (traits::has_mins) summ = L::dot_bsums(a.bsums, s.mins);
-  return {sumi, summ};
-}
-
-// The float arithmetic of a K-quant row, shared with gemm_k (see the 32-element one above): per
-// super-block in order, sum = fma(a_d, d_w * sumi - dmin_w * summ, sum), the inner expression as
-// fma(summ, -dmin_w, d_w * sumi).
-template <class L, class Block>
-  requires detail::k_block<Block>
-CHORUS_ALWAYS_INLINE float dot(const Block* w, const quant::block_q8_k* a, std::size_t n) noexcept {
-  using traits = quant::block_traits<Block>;
-  auto sum = L::zerof();
-  for (std::size_t b = 0; b < n; ++b) {
-    const k_block_ints i = k_block_dot<L>(w[b], a[b]);
-    auto inner = L::mul(L::splatf(L::half(w[b].d.bits)), L::splatf(static_cast<float>(i.sumi)));
-    if constexpr (traits::has_mins) {
-      inner = L::fma(L::splatf(static_cast<float>(i.summ)), L::splatf(-L::half(w[b].dmin.bits)), inner);
-    }
-    sum = L::fma(L::splatf(a[b].d), inner, sum);
-  }
-  return L::first(sum);
-}
-
-// One K-quant weight row against N activation rows (a few sequences decoding together): each
-// super-block's groups and scales decoded once for all N, and per activation row exactly dot()'s
-// integers and float steps, so each result is dot()'s.
+// One K-quant weight row against N activation rows (a few sequences decoding together; N = 1 is
+// dot() below): each super-block's groups and scales decoded once for all N, and per activation
+// row the same integers and float steps, so each result is dot()'s.
 template <class L, class Block, std::size_t N>
   requires detail::k_block<Block>
 CHORUS_ALWAYS_INLINE void dot_rows(const Block* w, const quant::block_q8_k* x, std::size_t x_stride, std::size_t n,
@@ -3665,6 +3623,18 @@ CHORUS_ALWAYS_INLINE void dot_rows(const Block* w, const quant::block_q8_k* x, s
     });
   }
   for (std::size_t i = 0; i < N; ++i) out[i * out_stride] = L::first(sum[i]);
+}
+
+// The float arithmetic of a K-quant row, shared with gemm_k (see the 32-element one above): per
+// super-block in order, sum = fma(a_d, d_w * sumi - dmin_w * summ, sum), the inner expression as
+// fma(summ, -dmin_w, d_w * sumi); sumi is the scaled products with the quant offset taken off,
+// summ the minimums times the activation sums.
+template <class L, class Block>
+  requires detail::k_block<Block>
+CHORUS_ALWAYS_INLINE float dot(const Block* w, const quant::block_q8_k* a, std::size_t n) noexcept {
+  float result;
+  dot_rows<L, Block, 1>(w, a, 0, n, &result, 0);
+  return result;
 }
 
 // Float rows: f32 x f32, or 16-bit weights x 16-bit activations widened to float.
@@ -4081,12 +4051,14 @@ CHORUS_ALWAYS_INLINE void interleaved_k_tile(const interleaved_k_rows& t, std::s
         });
       });
     }
-    unroll<n_sub>([&](auto sub_block) CHORUS_LAMBDA_INLINE {
-      constexpr int s = decltype(sub_block)::value;
+    // The sub-blocks are a loop, not unrolled: unrolled, the body was 64 * Cols multiply-
+    // accumulates per super-block, and GCC took about 25 s per K format (-O2) to compile the four
+    // levels' copies, against 5 s now; the prompt went 2-3 % slower (docs/perf.md, 2026-12-03).
+    for (int s = 0; s < n_sub; ++s) {
       typename L::ints part[Cols];
       unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE { part[j] = L::zero_ints(); });
       unroll<sub / 4>([&](auto k) CHORUS_LAMBDA_INLINE {
-        constexpr int e = s * sub + 4 * decltype(k)::value;  // first of the 4 elements
+        const int e = s * sub + 4 * decltype(k)::value;  // first of the 4 elements
         const auto wq = L::load(t.q[b][e / 32][(e % 32) / 4]);
         unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
           const auto a = L::broadcast4(x[j * x_stride + b].qs + e);
@@ -4095,7 +4067,7 @@ CHORUS_ALWAYS_INLINE void interleaved_k_tile(const interleaved_k_rows& t, std::s
       });
       const auto scale = L::load_ints(t.scales[b][s]);
       unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE { total[j] = L::add(total[j], L::mul_ints(part[j], scale)); });
-    });
+    }
     const auto dw = L::load_floats(t.d[b]);
     unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE {
       typename L::floats inner;
@@ -5467,7 +5439,7 @@ struct entries;
     TARGET CHORUS_FLATTEN static void gemv(const Block* w, std::size_t r0, std::size_t r1, std::size_t cols,       \
                                            const activation_t<Block>* x, float* y) noexcept {                      \
       if constexpr (detail::small_block<Block>) {                                                                  \
-        kernels::gemv_small<L>(&dot<Block>, w, r0, r1, cols, x, 1, 0, y, 0);                                                \
+        kernels::gemv_small<L>(&dot<Block>, w, r0, r1, cols, x, 1, 0, y, 0);                                       \
       } else {                                                                                                     \
         kernels::gemv(&dot<Block>, w, r0, r1, cols, x, y);                                                        \
       }                                                                                                            \
@@ -5540,8 +5512,8 @@ constexpr kernel_table make_table(quant::formats<Blocks...>*) noexcept {
 }
 
 // The table of level L. Its definition instantiates every kernel of every compiled-in format at
-// that level: most of the machine code of chorus, some 12-15 s of compile time per translation
-// unit at -O2. A program that includes chorus in several files can compile it once: define
+// that level: most of the machine code of chorus and about a minute of compile time per
+// translation unit (docs/build-time.md). A program that includes chorus in several files can compile it once: define
 // CHORUS_EXTERN_KERNELS in every file and CHORUS_DEFINE_KERNELS in exactly one of them
 // (docs/build-time.md). Without either, every file has its own copy and the linker keeps one.
 template <class L>

@@ -84,7 +84,7 @@ struct entries;
     TARGET CHORUS_FLATTEN static void gemv(const Block* w, std::size_t r0, std::size_t r1, std::size_t cols,       \
                                            const activation_t<Block>* x, float* y) noexcept {                      \
       if constexpr (detail::small_block<Block>) {                                                                  \
-        kernels::gemv_small<L>(&dot<Block>, w, r0, r1, cols, x, 1, 0, y, 0);                                                \
+        kernels::gemv_small<L>(&dot<Block>, w, r0, r1, cols, x, 1, 0, y, 0);                                       \
       } else {                                                                                                     \
         kernels::gemv(&dot<Block>, w, r0, r1, cols, x, y);                                                        \
       }                                                                                                            \
@@ -157,8 +157,8 @@ constexpr kernel_table make_table(quant::formats<Blocks...>*) noexcept {
 }
 
 // The table of level L. Its definition instantiates every kernel of every compiled-in format at
-// that level: most of the machine code of chorus, some 12-15 s of compile time per translation
-// unit at -O2. A program that includes chorus in several files can compile it once: define
+// that level: most of the machine code of chorus and about a minute of compile time per
+// translation unit (docs/build-time.md). A program that includes chorus in several files can compile it once: define
 // CHORUS_EXTERN_KERNELS in every file and CHORUS_DEFINE_KERNELS in exactly one of them
 // (docs/build-time.md). Without either, every file has its own copy and the linker keeps one.
 template <class L>
