@@ -131,7 +131,7 @@ int run(std::span<const std::string_view> args) {
                                   ": give a smaller vocabulary (--vocab) or a larger --vocab-size");
   }
   const std::size_t n_vocab = wanted != 0 ? wanted : vocab_tokens;
-  // Padding tokens: unused (token type 5), score 0; the tokenizer never produces them.
+  // Padding tokens: unused (token type 5), score 0; ordinary text never tokenizes to them.
   for (std::size_t id = vocab_tokens; id < n_vocab; ++id) tokens.push_back("<synth_unused_" + std::to_string(id) + ">");
 
   gguf::writer w;
