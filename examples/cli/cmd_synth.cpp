@@ -2,9 +2,11 @@
 // a real tokenizer) for speed measurements: chorus's GGUF writer and quantizers at work.
 #include <chorus/chorus.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <thread>
 #include <vector>
 
 #include "command.hpp"
@@ -55,17 +57,33 @@ struct noise {
   }
 };
 
-std::vector<std::byte> random_tensor(gguf::tensor_type type, std::size_t rows, std::size_t cols, float scale, std::uint64_t seed) {
+// The values come from one sequential generator, so a file is the same whatever --threads is:
+// a chunk of rows is drawn on this thread, then its rows are quantized on `threads` threads
+// (the least-squares K-quant search is what takes the time: 41 minutes for a 7B file on one).
+std::vector<std::byte> random_tensor(gguf::tensor_type type, std::size_t rows, std::size_t cols, float scale, std::uint64_t seed,
+                                     unsigned threads) {
   return quant::dispatch(type, [&](auto tag) {
     using Block = typename decltype(tag)::type;
     using traits = quant::block_traits<Block>;
     std::vector<std::byte> out(rows * cols / traits::block_elements * sizeof(Block));
-    std::vector<float> row(cols);
     noise rng{seed * 0x9E3779B97F4A7C15ull + 1};
     if constexpr (quant::quantizable_format<Block>) {
-      for (std::size_t r = 0; r < rows; ++r) {
-        for (auto& v : row) v = rng.next() * scale;
-        traits::quantize(row.data(), reinterpret_cast<Block*>(out.data()) + r * (cols / traits::block_elements), cols);
+      auto* blocks = reinterpret_cast<Block*>(out.data());
+      const std::size_t blocks_per_row = cols / traits::block_elements;
+      const std::size_t chunk_rows = std::size_t{64} * threads;
+      std::vector<float> chunk(std::min(rows, chunk_rows) * cols);
+      for (std::size_t first = 0; first < rows; first += chunk_rows) {
+        const std::size_t n = std::min(chunk_rows, rows - first);
+        for (std::size_t i = 0; i < n * cols; ++i) chunk[i] = rng.next() * scale;
+        auto quantize_rows = [&](std::size_t begin, std::size_t end) {
+          for (std::size_t r = begin; r < end; ++r) traits::quantize(chunk.data() + r * cols, blocks + (first + r) * blocks_per_row, cols);
+        };
+        const std::size_t per_thread = (n + threads - 1) / threads;
+        std::vector<std::jthread> workers;
+        for (std::size_t begin = per_thread; begin < n; begin += per_thread) {
+          workers.emplace_back(quantize_rows, begin, std::min(n, begin + per_thread));
+        }
+        quantize_rows(0, std::min(n, per_thread));
       }
     } else {
       throw chorus_cli::usage_error("chorus reads " + std::string(gguf::type_name(type)) + " but cannot quantize to it");
@@ -114,6 +132,8 @@ int run(std::span<const std::string_view> args) {
   const auto vocab_path = a.require("vocab");
   const auto out_path = a.require("out");
   const auto vocab_size = a.number<std::uint32_t>("vocab-size", 0);  // 0: the shape's
+  const auto threads = a.number<unsigned>("threads", std::max(1u, std::thread::hardware_concurrency()));
+  if (threads == 0) throw chorus_cli::usage_error("--threads must be at least 1");
   a.reject_unknown();
   const shape* s = nullptr;
   for (const auto& candidate : shapes) {
@@ -185,16 +205,16 @@ int run(std::span<const std::string_view> args) {
   std::fprintf(stderr, "writing %s (%s, %s, %zu tokens%s)...\n", out_path.c_str(), s->name, type_name.c_str(), n_vocab,
                n_vocab > vocab_tokens ? ", the vocabulary padded" : "");
   const auto embd_type = s->tied_output ? types.output() : types.base;
-  w.add_tensor("token_embd.weight", embd_type, {d, n_vocab}, random_tensor(embd_type, n_vocab, d, 0.05f, seed++));
+  w.add_tensor("token_embd.weight", embd_type, {d, n_vocab}, random_tensor(embd_type, n_vocab, d, 0.05f, seed++, threads));
   norm("output_norm.weight");
   if (!s->tied_output) {
-    w.add_tensor("output.weight", types.output(), {d, n_vocab}, random_tensor(types.output(), n_vocab, d, 0.02f, seed++));
+    w.add_tensor("output.weight", types.output(), {d, n_vocab}, random_tensor(types.output(), n_vocab, d, 0.02f, seed++, threads));
   }
   for (std::uint32_t l = 0; l < s->n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     auto matrix = [&](std::string_view role, std::size_t rows, std::size_t cols) {
       const auto type = types.layer_matrix(role, l, s->n_layer);
-      w.add_tensor(b + std::string(role) + ".weight", type, {cols, rows}, random_tensor(type, rows, cols, 0.02f, seed++));
+      w.add_tensor(b + std::string(role) + ".weight", type, {cols, rows}, random_tensor(type, rows, cols, 0.02f, seed++, threads));
     };
     norm(b + "attn_norm.weight");
     norm(b + "ffn_norm.weight");
@@ -219,6 +239,7 @@ int run(std::span<const std::string_view> args) {
 const chorus_cli::registration synth_command{
     "synth", "write a synthetic model (random weights, real tokenizer) for speed measurements",
     "--vocab VOCAB.gguf --out OUT.gguf [--shape llama-3.2-1b|llama-3.2-3b|qwen2.5-3b|mistral-7b|ministral-8b|tiny|tiny-qwen2]\n"
-    "                [--type q4_0|q8_0|q4_k|q6_k|...|q4_k_m|q5_k_m] [--vocab-size N (pad the vocabulary to N tokens)]", &run};
+    "                [--type q4_0|q8_0|q4_k|q6_k|...|q4_k_m|q5_k_m] [--vocab-size N (pad the vocabulary to N tokens)]\n"
+    "                [--threads N (quantizing threads; the file does not depend on it)]", &run};
 
 }  // namespace cmd_synth

@@ -1,5 +1,5 @@
 # `chorus synth` (ctest: cli.synth): a Q4_K_M mix as llama-quantize lays it out, a vocabulary padded
-# to --vocab-size, the qwen2 layout with its attention biases; each file loads and generates, and
+# to --vocab-size, the qwen2 layout with its attention biases, the same bytes whatever --threads; each file loads and generates, and
 # the mistakes (an unknown shape, a vocabulary larger than the shape's) are refused with a reason.
 #   cmake -DCHORUS=<chorus binary> -DVOCAB=<ggml-vocab-llama-spm.gguf> -DWORK=<scratch dir> -P synth.cmake
 foreach(var CHORUS VOCAB WORK)
@@ -40,6 +40,16 @@ endforeach()
 expect("attn_q" "${info}" "blk.3.attn_q.weight +Q4_K")
 chorus(out 0 run --model "${WORK}/mix.gguf" --prompt "Hello" -n 4)
 
+# The file does not depend on the number of quantizing threads (one generator, rows split after).
+file(SHA256 "${WORK}/mix.gguf" default_threads)
+foreach(threads 1 3)
+  chorus(out 0 synth --shape tiny --type q4_k_m --threads ${threads} --vocab "${VOCAB}" --out "${WORK}/mix-${threads}.gguf")
+  file(SHA256 "${WORK}/mix-${threads}.gguf" digest)
+  if(NOT digest STREQUAL default_threads)
+    message(FATAL_ERROR "synth --threads ${threads} wrote a different file from the default")
+  endif()
+endforeach()
+
 # The vocabulary padded to 40000 tokens (32000 from the file): the output matrix has 40000 rows.
 chorus(out 0 synth --shape tiny-qwen2 --type q8_0 --vocab-size 40000 --vocab "${VOCAB}" --out "${WORK}/qwen2.gguf")
 chorus(info 0 info "${WORK}/qwen2.gguf" --tensors)
@@ -54,6 +64,8 @@ chorus(err 2 synth --shape llama-9b --vocab "${VOCAB}" --out "${WORK}/x.gguf")
 expect("unknown shape" "${err}" "unknown --shape 'llama-9b' \\(llama-3.2-1b, llama-3.2-3b, qwen2.5-3b, mistral-7b, ministral-8b, tiny, tiny-qwen2\\)")
 chorus(err 2 synth --shape tiny --vocab-size 1000 --vocab "${VOCAB}" --out "${WORK}/x.gguf")
 expect("vocabulary too large" "${err}" "has 32000 tokens, more than the 1000 of --vocab-size")
+chorus(err 2 synth --shape tiny --threads 0 --vocab "${VOCAB}" --out "${WORK}/x.gguf")
+expect("no threads" "${err}" "--threads must be at least 1")
 if(EXISTS "${WORK}/x.gguf")
   message(FATAL_ERROR "a refused synth wrote ${WORK}/x.gguf")
 endif()
