@@ -3592,6 +3592,20 @@ CHORUS_ALWAYS_INLINE float dot(const Block* w, const activation_t<Block>* a, std
 // One K-quant weight row against N activation rows (a few sequences decoding together; N = 1 is
 // dot() below): each super-block's groups and scales decoded once for all N, and per activation
 // row the same integers and float steps, so each result is dot()'s.
+//
+// The row loop prefetches k_prefetch_blocks super-blocks ahead (past the row's end that is the
+// next row's start, as gemv reads them): left to the hardware prefetchers, the 1B Q4_K model
+// generated 7.3 tok/s on one thread of a Xeon (Sapphire Rapids) and 13.4 on two; 16 blocks ahead,
+// 15.5 and 26.5 (4 and 8 ahead were slower; docs/perf.md, 2026-12-03, evening).
+inline constexpr std::size_t k_prefetch_blocks = 16;
+
+template <class Block>
+CHORUS_ALWAYS_INLINE void prefetch_block(const Block* block) noexcept {
+  const char* p = reinterpret_cast<const char*>(block);
+  for (std::size_t offset = 0; offset < sizeof(Block); offset += 64) CHORUS_PREFETCH(p + offset);
+  CHORUS_PREFETCH(p + sizeof(Block) - 1);  // the last line, where the block straddles one more
+}
+
 template <class L, class Block, std::size_t N>
   requires detail::k_block<Block>
 CHORUS_ALWAYS_INLINE void dot_rows(const Block* w, const quant::block_q8_k* x, std::size_t x_stride, std::size_t n,
@@ -3600,6 +3614,7 @@ CHORUS_ALWAYS_INLINE void dot_rows(const Block* w, const quant::block_q8_k* x, s
   typename L::floats sum[N];
   for (std::size_t i = 0; i < N; ++i) sum[i] = L::zerof();
   for (std::size_t b = 0; b < n; ++b) {
+    prefetch_block(w + b + k_prefetch_blocks);
     const auto s = traits::template scales<L>(w[b]);
     const auto lanes = L::prepare(s.scales);
     typename L::ints acc[N];
@@ -3702,8 +3717,10 @@ CHORUS_ALWAYS_INLINE std::int32_t activation_sum(const Activation& a) noexcept {
 //
 // Eight rows are eight short read streams that restart at every group of rows, and the hardware
 // prefetchers fell behind them: the loop prefetches each row gemv_prefetch_blocks ahead, and
-// near a row's end the same place in the next group's row (docs/perf.md, 2026-12-03).
-inline constexpr std::size_t gemv_prefetch_blocks = 12;
+// near a row's end the same place in the next group's row (docs/perf.md, 2026-12-03). 32 blocks
+// (576 bytes) rather than 12: the 1B Q4_0 model's generation went from 25 to 29 tok/s on two
+// threads of a Xeon (Sapphire Rapids), and 64 was no faster (docs/perf.md, 2026-12-03, evening).
+inline constexpr std::size_t gemv_prefetch_blocks = 32;
 inline constexpr std::size_t gemv_activation_rows = 4;
 inline constexpr std::size_t gemm_min_activation_rows = 8;  // up to this many, gemm_small runs gemv_small
 
@@ -4053,7 +4070,7 @@ CHORUS_ALWAYS_INLINE void interleaved_k_tile(const interleaved_k_rows& t, std::s
     }
     // The sub-blocks are a loop, not unrolled: unrolled, the body was 64 * Cols multiply-
     // accumulates per super-block, and GCC took about 25 s per K format (-O2) to compile the four
-    // levels' copies, against 5 s now; the prompt went 2-3 % slower (docs/perf.md, 2026-12-03).
+    // levels' copies, against 5.8 s now; the prompt went 2-3 % slower (docs/perf.md, 2026-12-03).
     for (int s = 0; s < n_sub; ++s) {
       typename L::ints part[Cols];
       unroll<Cols>([&](auto j) CHORUS_LAMBDA_INLINE { part[j] = L::zero_ints(); });
