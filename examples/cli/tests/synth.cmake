@@ -1,6 +1,7 @@
 # `chorus synth` (ctest: cli.synth): a Q4_K_M mix as llama-quantize lays it out, a vocabulary padded
-# to --vocab-size, the qwen2 layout with its attention biases, the same bytes whatever --threads; each file loads and generates, and
-# the mistakes (an unknown shape, a vocabulary larger than the shape's) are refused with a reason.
+# to --vocab-size, the qwen2 layout with its attention biases, the same bytes whatever --threads;
+# each file loads and generates, and the mistakes (an unknown shape, a vocabulary larger than the
+# shape's, no threads) are refused with a reason.
 #   cmake -DCHORUS=<chorus binary> -DVOCAB=<ggml-vocab-llama-spm.gguf> -DWORK=<scratch dir> -P synth.cmake
 foreach(var CHORUS VOCAB WORK)
   if(NOT DEFINED ${var})
