@@ -139,4 +139,17 @@ inline std::filesystem::path write_rope_freqs_variant(const std::filesystem::pat
   return out;
 }
 
+// The same weights with a sliding attention window of `window` positions (Mistral's
+// llama.attention.sliding_window): each token attends to itself and the window - 1 before it.
+inline std::filesystem::path write_sliding_window_variant(const std::filesystem::path& llama_file,
+                                                          const std::filesystem::path& out, std::uint32_t window = 5) {
+  const auto src = chorus::gguf::file::open(llama_file);
+  chorus::gguf::writer w;
+  copy_metadata(src, w, "llama.", "llama.");
+  w.set("llama.attention.sliding_window", window);
+  for (const auto& t : src.tensors()) w.add_tensor(t.name, t.type, dims_of(t), t.data);
+  w.write(out);
+  return out;
+}
+
 }  // namespace chorus_test

@@ -81,6 +81,7 @@ std::filesystem::path model_file_of(const std::string& stem) {
   if (variant == "qwen2") chorus_test::write_qwen2_variant(base, partial);
   else if (variant == "yarn") chorus_test::write_yarn_variant(base, partial);
   else if (variant == "ropefreqs") chorus_test::write_rope_freqs_variant(base, partial);
+  else if (variant == "window") chorus_test::write_sliding_window_variant(base, partial);
   else throw std::runtime_error("unknown derived model variant '" + variant + "'");
   std::filesystem::rename(partial, out);
   return written[stem] = out;
@@ -199,6 +200,37 @@ TEST(ModelContext, PrefillThenDecodeEqualsOneBatch) {
   ASSERT_EQ(last.size(), one_batch.size());
   for (std::size_t i = 0; i < last.size(); ++i) EXPECT_NEAR(last[i], one_batch[i], 1e-3) << i;
   EXPECT_EQ(stepwise.position(), tokens.size());
+}
+
+// Attention runs in tiles of consecutive tokens (model.hpp), whose bounds move with n_batch; each
+// query must still get the bits of a query evaluated alone, with and without a sliding window.
+TEST(ModelContext, AttentionTilesGiveTheBitsOfOneTokenAtATime) {
+  const std::vector<std::string> stems = {"tiny-llama-spm512-Q4_K_M", "window-of-tiny-llama-spm512-Q4_K_M"};
+  std::vector<std::int32_t> prompt(70);
+  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>(1 + (i * 37) % 500);
+  std::vector<std::vector<float>> whole_prompt_of;
+  for (const auto& stem : stems) {
+    SCOPED_TRACE(stem);
+    const model::model m(model_file_of(stem));
+    const std::size_t n_vocab = m.params().n_vocab;
+    model::context whole(m, {.n_ctx = 128, .n_batch = 128, .threads = 2});
+    const auto all = whole.decode(prompt, 0, true);
+    const std::vector<float> expected(all.begin(), all.end());
+    model::context steps_of_7(m, {.n_ctx = 128, .n_batch = 7, .threads = 2});
+    const auto chunked = steps_of_7.decode(prompt, 0, true);
+    ASSERT_EQ(chunked.size(), expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(chunked[i], expected[i]) << "n_batch 7, value " << i;
+    model::context one_by_one(m, {.n_ctx = 128, .n_batch = 1, .threads = 2});
+    for (std::size_t t = 0; t < prompt.size(); ++t) {
+      const auto row = one_by_one.decode(std::span(&prompt[t], 1));
+      for (std::size_t v = 0; v < n_vocab; ++v) ASSERT_EQ(row[v], expected[t * n_vocab + v]) << "token " << t << ", logit " << v;
+    }
+    whole_prompt_of.push_back(expected);
+  }
+  // The window is in force: from its sixth token on, the prompt's logits differ from full attention's.
+  const std::size_t n_vocab = whole_prompt_of[0].size() / prompt.size();
+  EXPECT_TRUE(std::equal(whole_prompt_of[0].begin(), whole_prompt_of[0].begin() + 5 * n_vocab, whole_prompt_of[1].begin()));
+  EXPECT_FALSE(std::equal(whole_prompt_of[0].begin() + 5 * n_vocab, whole_prompt_of[0].end(), whole_prompt_of[1].begin() + 5 * n_vocab));
 }
 
 TEST(ModelContext, SequencesAreIndependentAndPrefixesCopy) {

@@ -27,19 +27,23 @@ int run(std::span<const std::string_view> args) {
   const auto repeats = a.number<std::size_t>("r", 5);
   const auto threads = a.number<std::size_t>("threads", 0);
   const auto parallel = a.number<std::size_t>("parallel", 1);
+  // Tokens per forward step, like llama-bench's -ub: a longer prompt is evaluated in steps of this
+  // many, so that the step buffers (which grow with it) stay small beside the weights.
+  const auto batch = a.number<std::size_t>("batch", 512);
   const bool json = a.flag("json");
   return chorus_cli::with_kv_type(a, [&](auto kv_element) {
     using context = chorus::model::basic_context<decltype(kv_element)>;
     a.reject_unknown();
     if (repeats == 0) throw chorus_cli::usage_error("-r must be at least 1");
     if (parallel == 0 || parallel > 64) throw chorus_cli::usage_error("--parallel must be between 1 and 64");
+    if (batch == 0) throw chorus_cli::usage_error("--batch must be at least 1");
 
     const auto start = std::chrono::steady_clock::now();
     const chorus::model::model model(model_path);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     const auto& h = model.params();
     context ctx(model, {.n_ctx = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, n_gen) + 1),
-                        .n_batch = static_cast<std::uint32_t>(std::max<std::size_t>(n_prompt, parallel)),
+                        .n_batch = static_cast<std::uint32_t>(std::max(std::min(n_prompt, batch), parallel)),
                         .n_seq = static_cast<std::uint32_t>(parallel),
                         .threads = threads});
     std::mt19937 rng(42);
@@ -123,6 +127,6 @@ int run(std::span<const std::string_view> args) {
 
 const chorus_cli::registration bench_command{
     "bench", "measure prompt processing and generation speed",
-    "--model M.gguf [-p 512] [-n 128] [-r 5] [--threads N] [--parallel SEQUENCES] [--kv f16|f32] [--json]", &run};
+    "--model M.gguf [-p 512] [-n 128] [-r 5] [--threads N] [--parallel SEQUENCES] [--batch 512] [--kv f16|f32] [--json]", &run};
 
 }  // namespace cmd_bench

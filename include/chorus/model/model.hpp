@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <type_traits>
@@ -80,6 +81,13 @@ class basic_context {
   static constexpr std::size_t max_head_dim = 512;
   // Below this many multiply-adds a matrix product or an attention step is not split over threads.
   static constexpr std::size_t parallel_macs = std::size_t{1} << 19;
+  // The feed-forward block runs this many tokens of a step at a time: its two hidden buffers are
+  // n_ff wide (3.5x n_embd on Mistral 7B), and at 512 tokens they alone would be 59 MB.
+  static constexpr std::size_t max_ffn_rows = 64;
+  // Attention tiles (see attention()): at most this many tokens, and score rows of at most about
+  // this many bytes per thread, so that a tile's working set stays in a core's L2.
+  static constexpr std::size_t max_attention_tile_tokens = 16;
+  static constexpr std::size_t attention_scratch_target = std::size_t{1} << 20;
 
   explicit basic_context(const model& m, context_options options = {}) : model_(&m), options_(options) {
     const auto& h = m.params();
@@ -96,17 +104,23 @@ class basic_context {
     pool_ = options_.pool;
     cache_ = kv_cache<KvElement>(h.n_layer, options_.n_ctx, h.n_embd_kv(), options_.n_seq, options_.kv_pages);
     const std::size_t b = options_.n_batch;
+    ffn_rows_ = std::min<std::size_t>(b, max_ffn_rows);
     x_.resize(b * h.n_embd);
     xn_.resize(b * h.n_embd);
     q_.resize(b * h.n_embd);
     k_.resize(b * h.n_embd_kv());
     v_.resize(b * h.n_embd_kv());
-    attn_.resize(b * h.n_embd);
-    gate_.resize(b * h.n_ff);
-    up_.resize(b * h.n_ff);
-    const std::size_t widest = std::max<std::size_t>(h.n_embd, h.n_ff);
-    activations_.resize((b * widest * sizeof(float)) / sizeof(std::uint64_t) + 64);
-    scores_.resize(pool_->size() * (options_.n_ctx + 16));
+    gate_.resize(ffn_rows_ * h.n_ff);
+    up_.resize(ffn_rows_ * h.n_ff);
+    activations_.resize(largest_activations(m, b, ffn_rows_) / sizeof(std::uint64_t) + 64);
+    // Attention tiles: as many tokens as keep one thread's score rows within attention_scratch_target.
+    const std::size_t group = h.n_group(), stride = options_.n_ctx + 16;
+    attention_tile_tokens_ = std::clamp<std::size_t>(attention_scratch_target / sizeof(float) / (group * stride), 1,
+                                                     std::min<std::size_t>(b, max_attention_tile_tokens));
+    const std::size_t tile_queries = attention_tile_tokens_ * group;
+    attention_scratch_floats_ = tile_queries * (stride + 2 * h.head_dim) + h.head_dim;
+    attention_scratch_.resize(pool_->size() * attention_scratch_floats_);
+    tile_begin_.resize(b + 1);
     rope_cos_.resize(b * h.n_rot / 2);
     rope_sin_.resize(b * h.n_rot / 2);
     inv_freq_ = rope_frequencies(h, m.tensors().rope_freqs, rope_mscale_);
@@ -270,6 +284,7 @@ class basic_context {
       }
     }
 
+    plan_attention_tiles(n);
     for (std::size_t il = 0; il < h.n_layer; ++il) {
       const auto& l = w.layers[il];
       for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, l.attn_norm, xn_.data() + t * d, d, h.rms_eps);
@@ -294,19 +309,23 @@ class basic_context {
         store_kv(k_.data() + t * dkv, cache_.key(token_seq_[t], il, token_pos_[t]), dkv);
         store_kv(v_.data() + t * dkv, cache_.value(token_seq_[t], il, token_pos_[t]), dkv);
       }
-      attention(il, n);
-      matmul(l.wo, attn_.data(), n, xn_.data());
+      attention(il, n);  // leaves each token's attention output in q_
+      matmul(l.wo, q_.data(), n, xn_.data());
       for (std::size_t t = 0; t < n; ++t) simd::add<>(x_.data() + t * d, xn_.data() + t * d, d);
 
       for (std::size_t t = 0; t < n; ++t) simd::rmsnorm<>(x_.data() + t * d, l.ffn_norm, xn_.data() + t * d, d, h.rms_eps);
-      matmul(l.w_gate, xn_.data(), n, gate_.data());
-      matmul(l.w_up, xn_.data(), n, up_.data());
-      // Row by row: over the whole batch at once, a row's elements would fall on other vector lanes
-      // (and the scalar tail) depending on its place in the batch, and batching would change results.
-      for (std::size_t t = 0; t < n; ++t) {
-        simd::swiglu<>(gate_.data() + t * h.n_ff, up_.data() + t * h.n_ff, gate_.data() + t * h.n_ff, h.n_ff);
+      for (std::size_t first = 0; first < n; first += ffn_rows_) {
+        const std::size_t m = std::min(ffn_rows_, n - first);
+        float* rows_in = xn_.data() + first * d;
+        matmul(l.w_gate, rows_in, m, gate_.data());
+        matmul(l.w_up, rows_in, m, up_.data());
+        // Row by row: over the whole batch at once, a row's elements would fall on other vector lanes
+        // (and the scalar tail) depending on its place in the batch, and batching would change results.
+        for (std::size_t t = 0; t < m; ++t) {
+          simd::swiglu<>(gate_.data() + t * h.n_ff, up_.data() + t * h.n_ff, gate_.data() + t * h.n_ff, h.n_ff);
+        }
+        matmul(l.w_down, gate_.data(), m, rows_in);  // these rows of xn_ are read already
       }
-      matmul(l.w_down, gate_.data(), n, xn_.data());
       for (std::size_t t = 0; t < n; ++t) simd::add<>(x_.data() + t * d, xn_.data() + t * d, d);
     }
 
@@ -333,56 +352,137 @@ class basic_context {
       return in;
     }
   }
-  // What a value meets on its way into an fp16 cache's products, nothing for a float cache.
-  static float kv_rounded(float x) noexcept {
+  // out = what in's n values meet on their way into an fp16 cache's products (a copy for a float
+  // cache; out may alias in). Through the level's vector conversions, 256 values at a time: one
+  // fp16 round trip per element, portable code in a baseline build, put 23 % of a 1B model's
+  // pp512 time in attention against 14 % this way (perf, Zen 3, docs/perf.md 2026-12-07).
+  static void kv_rounded(const simd::float_kernels& floats, const float* in, float* out, std::size_t n) noexcept {
     if constexpr (std::is_same_v<KvElement, fp16>) {
-      return fp16(x).to_float();
-    } else {
-      return x;
+      alignas(64) fp16 halves[256];
+      for (std::size_t i = 0; i < n; i += 256) {
+        const std::size_t m = std::min<std::size_t>(256, n - i);
+        floats.float_to_fp16(in + i, halves, m);
+        floats.fp16_to_float(halves, out + i, m);
+      }
+    } else if (out != in) {
+      std::copy(in, in + n, out);
     }
   }
 
-  // Causal attention of the n new tokens over the cache, one task per (token, head). With an
-  // fp16 cache, Q and the attention weights are rounded to fp16 like the K/V they meet, as the
-  // reference does.
+  // The largest quantized activations one matmul() of a step takes (bytes): n_batch rows into the
+  // attention and output matrices, ffn_rows into the feed-forward ones.
+  static std::size_t largest_activations(const model& m, std::size_t batch_rows, std::size_t ffn_rows) {
+    std::size_t bytes = 0;
+    const auto need = [&](const matrix& w, std::size_t rows) {
+      quant::dispatch(w.type, [&](auto tag) {
+        using Block = typename decltype(tag)::type;
+        bytes = std::max(bytes, rows * simd::activation_bytes<Block>(w.cols));
+      });
+    };
+    const auto& w = m.tensors();
+    for (const auto& l : w.layers) {
+      for (const matrix* a : {&l.wq, &l.wk, &l.wv, &l.wo}) need(*a, batch_rows);
+      for (const matrix* f : {&l.w_gate, &l.w_up, &l.w_down}) need(*f, ffn_rows);
+    }
+    need(w.output, batch_rows);
+    return bytes;
+  }
+
+  // Cuts the step's n tokens into attention tiles: runs of consecutive positions of one sequence,
+  // at most attention_tile_tokens_ long. Tile i is tokens [tile_begin_[i], tile_begin_[i + 1]).
+  void plan_attention_tiles(std::size_t n) {
+    n_tiles_ = 0;
+    tile_begin_[0] = 0;
+    for (std::size_t t = 1; t < n; ++t) {
+      const bool full = t - tile_begin_[n_tiles_] == attention_tile_tokens_;
+      const bool continues = token_seq_[t] == token_seq_[t - 1] && token_pos_[t] == token_pos_[t - 1] + 1;
+      if (full || !continues) tile_begin_[++n_tiles_] = t;
+    }
+    tile_begin_[++n_tiles_] = n;
+  }
+
+  // Causal attention of the step's new tokens over the cache; each token's output replaces its
+  // queries in q_. One task is a tile of tokens (plan_attention_tiles) against one KV head, with the
+  // query heads that share it (GQA), so that each cached key and value is read, and converted from
+  // fp16, once per tile instead of once per token and head; the groups are split into single heads
+  // only where there would be too few tasks for the threads. Within a tile each query follows the
+  // arithmetic of a query alone (the same dot, softmax and axpy, over the keys in the same order),
+  // so tiling changes no bit. With an fp16 cache, Q and the attention weights are rounded to fp16
+  // like the K/V they meet, as the reference does.
   void attention(std::size_t layer, std::size_t n) {
     const auto& h = model_->params();
-    const std::size_t hd = h.head_dim, group = h.n_group();
+    const auto& floats = simd::active_kernels().floats;
+    const std::size_t hd = h.head_dim, group = h.n_group(), d = h.n_embd;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const std::size_t stride = options_.n_ctx + 16;
+    const std::size_t window = h.sliding_window ? *h.sliding_window : 0;
+    const auto first_key = [&](std::size_t pos) { return window != 0 && pos + 1 > window ? pos + 1 - window : 0; };
     std::size_t work = 0;  // multiply-adds of q.k and of the weighted values
-    for (std::size_t t = 0; t < n; ++t) work += 2 * (token_pos_[t] + 1) * hd * h.n_head;
-    const std::size_t tasks = n * h.n_head;
-    // one task at a time on this thread when the work is small (see matmul)
-    const auto run = [&](auto&& body) {
-      if (work < parallel_macs) {
-        for (std::size_t task = 0; task < tasks; ++task) body(task, 0);
-      } else {
-        pool_->parallel_for(tasks, body);
+    for (std::size_t t = 0; t < n; ++t) work += 2 * (token_pos_[t] + 1 - first_key(token_pos_[t])) * hd * h.n_head;
+    const std::size_t heads_per_task = n_tiles_ * h.n_head_kv < 2 * pool_->size() ? 1 : group;
+    const std::size_t parts = h.n_head / heads_per_task;  // tasks per tile
+    const std::size_t tasks = n_tiles_ * parts;
+
+    auto body = [&](std::size_t task, std::size_t thread) {
+      // The last tiles first: their tokens see the most keys, and the short tasks then fill the gaps.
+      const std::size_t tile = n_tiles_ - 1 - task / parts;
+      const std::size_t head0 = (task % parts) * heads_per_task, kv_head = head0 / group;
+      const std::size_t t0 = tile_begin_[tile], nt = tile_begin_[tile + 1] - t0, nq = nt * heads_per_task;
+      const std::size_t seq = token_seq_[t0], pos0 = token_pos_[t0], pos_last = pos0 + nt - 1;
+      float* queries = attention_scratch_.data() + thread * attention_scratch_floats_;
+      float* outputs = queries + nq * hd;
+      float* row = outputs + nq * hd;
+      float* scores = row + hd;  // query i's weight of key j at [i * stride + j - first_key(its position)]
+      for (std::size_t i = 0; i < nt; ++i) {
+        for (std::size_t k = 0; k < heads_per_task; ++k) {
+          const float* src = q_.data() + (t0 + i) * d + (head0 + k) * hd;
+          kv_rounded(floats, src, queries + (i * heads_per_task + k) * hd, hd);
+        }
+      }
+      // fn(query, offset of key j in its weights) for each query of the tile that attends to key j:
+      // its token is at or after j and, with a sliding window, less than `window` positions after.
+      const auto each_query_of = [&](std::size_t j, auto&& fn) {
+        const std::size_t a = j > pos0 ? j - pos0 : 0;
+        const std::size_t b = window != 0 ? std::min(nt, j + window - pos0) : nt;
+        for (std::size_t i = a; i < b; ++i) {
+          const std::size_t offset = j - first_key(pos0 + i);
+          for (std::size_t k = 0; k < heads_per_task; ++k) fn(i * heads_per_task + k, offset);
+        }
+      };
+      for (std::size_t j = first_key(pos0); j <= pos_last; ++j) {
+        const float* key = kv_row(cache_.key(seq, layer, j) + kv_head * hd, row, hd);
+        each_query_of(j, [&](std::size_t qi, std::size_t offset) {
+          scores[qi * stride + offset] = floats.dot(queries + qi * hd, key, hd) * scale;
+        });
+      }
+      for (std::size_t i = 0; i < nt; ++i) {
+        const std::size_t count = pos0 + i + 1 - first_key(pos0 + i);
+        for (std::size_t k = 0; k < heads_per_task; ++k) {
+          float* weights = scores + (i * heads_per_task + k) * stride;
+          floats.softmax(weights, count);
+          kv_rounded(floats, weights, weights, count);
+        }
+      }
+      std::fill(outputs, outputs + nq * hd, 0.0f);
+      for (std::size_t j = first_key(pos0); j <= pos_last; ++j) {
+        const float* value = kv_row(cache_.value(seq, layer, j) + kv_head * hd, row, hd);
+        each_query_of(j, [&](std::size_t qi, std::size_t offset) {
+          floats.axpy(outputs + qi * hd, scores[qi * stride + offset], value, hd);
+        });
+      }
+      for (std::size_t i = 0; i < nt; ++i) {
+        for (std::size_t k = 0; k < heads_per_task; ++k) {
+          const float* src = outputs + (i * heads_per_task + k) * hd;
+          std::copy(src, src + hd, q_.data() + (t0 + i) * d + (head0 + k) * hd);
+        }
       }
     };
-    run([&](std::size_t task, std::size_t thread) {
-      const std::size_t t = task / h.n_head, head = task % h.n_head, kv_head = head / group;
-      const std::size_t seq = token_seq_[t], pos = token_pos_[t];
-      const std::size_t first = h.sliding_window && pos + 1 > *h.sliding_window ? pos + 1 - *h.sliding_window : 0;
-      float* scores = scores_.data() + thread * stride;
-      alignas(64) float q[max_head_dim];
-      alignas(64) float row[max_head_dim];
-      const float* q_src = q_.data() + t * h.n_embd + head * hd;
-      for (std::size_t i = 0; i < hd; ++i) q[i] = kv_rounded(q_src[i]);
-      for (std::size_t j = first; j <= pos; ++j) {
-        const float* key = kv_row(cache_.key(seq, layer, j) + kv_head * hd, row, hd);
-        scores[j - first] = simd::dot<>(q, key, hd) * scale;
-      }
-      const std::size_t count = pos + 1 - first;
-      simd::softmax<>(scores, count);
-      float* out = attn_.data() + t * h.n_embd + head * hd;
-      std::fill(out, out + hd, 0.0f);
-      for (std::size_t j = 0; j < count; ++j) {
-        const float* value = kv_row(cache_.value(seq, layer, first + j) + kv_head * hd, row, hd);
-        simd::axpy<>(out, kv_rounded(scores[j]), value, hd);
-      }
-    });
+    // one task at a time on this thread when the work is small (see matmul)
+    if (work < parallel_macs) {
+      for (std::size_t task = 0; task < tasks; ++task) body(task, 0);
+    } else {
+      pool_->parallel_for(tasks, body);
+    }
   }
 
   const model* model_;
@@ -390,7 +490,12 @@ class basic_context {
   std::unique_ptr<thread_pool> own_pool_;
   thread_pool* pool_ = nullptr;
   kv_cache<KvElement> cache_;
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, scores_, rope_cos_, rope_sin_, logits_;
+  std::vector<float> x_, xn_, q_, k_, v_, gate_, up_, rope_cos_, rope_sin_, logits_;
+  std::size_t ffn_rows_ = 0;  // tokens per pass of the feed-forward block
+  std::size_t attention_tile_tokens_ = 0, attention_scratch_floats_ = 0;  // per tile; per thread
+  std::vector<float> attention_scratch_;  // per thread: a tile's queries, outputs, a key row, score rows
+  std::vector<std::size_t> tile_begin_;  // the step's attention tiles (plan_attention_tiles)
+  std::size_t n_tiles_ = 0;
   std::vector<std::size_t> token_seq_, token_pos_;  // sequence and position of each token of a step
   std::vector<std::int32_t> batch_tokens_;
   std::vector<std::size_t> output_rows_;  // the tokens of a step whose logits are asked for
