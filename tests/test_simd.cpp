@@ -304,6 +304,56 @@ TEST(SimdFloat, Fp16RowConversionsAreBitExact) {
   });
 }
 
+// The activation oracle of Block's weights: the portable quantizers of quant/.
+template <class Block>
+void quantize_by_oracle(const float* x, typename quant::block_traits<Block>::activation* out, std::size_t n) {
+  using activation = typename quant::block_traits<Block>::activation;
+  if constexpr (std::is_same_v<activation, quant::block_q8_0>) {
+    quant::block_traits<quant::block_q8_0>::quantize(x, out, n);
+  } else if constexpr (std::is_same_v<activation, quant::block_q8_1>) {
+    quant::quantize_q8_1(x, out, n);
+  } else if constexpr (std::is_same_v<activation, quant::block_q8_k>) {
+    quant::quantize_q8_k(x, out, n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) out[i] = activation(x[i]);
+  }
+}
+
+template <class... Blocks>
+void for_each_format(quant::formats<Blocks...>*, auto&& body) {
+  (body(std::type_identity<Blocks>{}), ...);
+}
+
+// Every level's activation quantizer writes the oracle's bytes: scales, quants, the Q8_1 sums
+// and the Q8_K group sums, on rows with ties (x * 127 / max|x| halfway between integers), a zero
+// block, the largest magnitude at both signs (the first one sets Q8_K's sign), and wide ranges.
+TEST(SimdQuantize, ActivationsAreTheOraclesBytesAtEveryLevel) {
+  constexpr std::size_t n = 1024;
+  std::vector<std::vector<float>> rows = {gaussian(n, 11), gaussian(n, 12, 0.5f, 1e-3f), gaussian(n, 13, 0.0f, 1e4f)};
+  std::vector<float> special(n, 0.0f);  // block 0..255 of zeros
+  for (std::size_t i = 256; i < 512; ++i) special[i] = static_cast<float>(static_cast<int>(i % 255) - 127) + 0.5f;  // ties
+  special[256] = 127.0f;  // max|x| = 127: x * 127 / max = x
+  for (std::size_t i = 512; i < 768; ++i) special[i] = (i % 3 == 0) ? -4.0f : 1.0f;  // -max first, then +max
+  special[520] = 4.0f;
+  for (std::size_t i = 768; i < n; ++i) special[i] = std::ldexp(1.0f, static_cast<int>(i % 40) - 20) * ((i % 2) ? 1.0f : -1.0f);
+  rows.push_back(special);
+  chorus_test::for_each_level([&](simd::isa, const simd::kernel_table& k) {
+    for_each_format(static_cast<quant::compiled_formats*>(nullptr), [&]<class Block>(std::type_identity<Block>) {
+      using activation = typename quant::block_traits<Block>::activation;
+      SCOPED_TRACE(std::string("format ") + std::string(gguf::type_name(quant::block_traits<Block>::type)));
+      const std::size_t count = simd::activation_bytes<Block>(n) / sizeof(activation);
+      for (std::size_t r = 0; r < rows.size(); ++r) {
+        std::vector<activation> expected(count), got(count);
+        quantize_by_oracle<Block>(rows[r].data(), expected.data(), n);
+        k.template of<Block>().quantize(rows[r].data(), got.data(), n);
+        for (std::size_t b = 0; b < count; ++b) {
+          ASSERT_EQ(std::memcmp(&expected[b], &got[b], sizeof(activation)), 0) << "row " << r << ", block " << b;
+        }
+      }
+    });
+  });
+}
+
 // CHORUS_ISA names a level; a level this CPU lacks, or an unknown name, is refused with the
 // levels that would run.
 TEST(SimdDispatch, LevelNamesAndRefusals) {

@@ -4276,6 +4276,71 @@ CHORUS_ALWAYS_INLINE void float_to_fp16(const float* in, fp16* out, std::size_t 
   for (; i < n; ++i) out[i] = fp16(in[i]);
 }
 
+// ---- activation quantizers ----
+// The arithmetic of the oracles (quant::block_traits<block_q8_0>::quantize, quant::quantize_q8_1,
+// quant::quantize_q8_k) lane by lane, so that every level writes the same bytes: the largest
+// magnitude by max (exact in any order), one multiplication by the same inverse scale per value,
+// rounding to nearest even. Blocks of 32 and 256 are whole vectors at every level.
+template <class L>
+CHORUS_ALWAYS_INLINE float abs_max(const float* x, std::size_t n) noexcept {
+  auto m = L::absv(L::loadf(x));
+  for (std::size_t i = L::fwidth; i < n; i += L::fwidth) m = L::maxv(m, L::absv(L::loadf(x + i)));
+  return L::hmaxv(m);
+}
+template <class L>
+CHORUS_ALWAYS_INLINE void round_to_int8s(const float* x, float scale, std::int8_t* out, std::size_t n) noexcept {
+  const auto s = L::splatv(scale);
+  const auto limit = L::splatv(127.0f);  // the oracles' clamp (quantize_q8_k); a no-op elsewhere
+  for (std::size_t i = 0; i < n; i += L::fwidth) L::store_int8s(out + i, L::minv(L::roundv(L::mulv(L::loadf(x + i), s)), limit));
+}
+
+// One row of `cols` float activations into the format `Activation` that weights are multiplied with.
+template <class L, class Activation>
+CHORUS_ALWAYS_INLINE void quantize(const float* x, Activation* out, std::size_t cols) noexcept {
+  if constexpr (std::is_same_v<Activation, float>) {
+    std::memcpy(out, x, cols * sizeof(float));
+  } else if constexpr (std::is_same_v<Activation, fp16>) {
+    float_to_fp16<L>(x, out, cols);
+  } else if constexpr (std::is_same_v<Activation, bf16>) {
+    for (std::size_t i = 0; i < cols; ++i) out[i] = bf16(x[i]);
+  } else if constexpr (std::is_same_v<Activation, quant::block_q8_0> || std::is_same_v<Activation, quant::block_q8_1>) {
+    for (std::size_t b = 0; b < cols / 32; ++b) {
+      const float* xb = x + b * 32;
+      const float amax = abs_max<L>(xb, 32);
+      const float d = amax / 127.0f;
+      round_to_int8s<L>(xb, amax != 0.0f ? 127.0f / amax : 0.0f, out[b].qs, 32);
+      out[b].d = fp16(d);
+      if constexpr (std::is_same_v<Activation, quant::block_q8_1>) {
+        int sum = 0;
+        for (const std::int8_t q : out[b].qs) sum += q;
+        out[b].s = fp16(d * static_cast<float>(sum));
+      }
+    }
+  } else {
+    static_assert(std::is_same_v<Activation, quant::block_q8_k>);
+    for (std::size_t b = 0; b < cols / 256; ++b) {
+      const float* xb = x + b * 256;
+      quant::block_q8_k& y = out[b];
+      const float amax = abs_max<L>(xb, 256);
+      if (amax == 0.0f) {
+        std::memset(&y, 0, sizeof y);
+        continue;
+      }
+      // the signed value of the first element of largest magnitude, as the oracle picks it
+      std::size_t first = 0;
+      while (std::fabs(xb[first]) != amax) ++first;
+      const float iscale = -127.0f / xb[first];
+      round_to_int8s<L>(xb, iscale, y.qs, 256);
+      for (int g = 0; g < 16; ++g) {
+        int sum = 0;
+        for (int i = 0; i < 16; ++i) sum += y.qs[g * 16 + i];
+        y.bsums[g] = static_cast<std::int16_t>(sum);
+      }
+      y.d = 1.0f / iscale;
+    }
+  }
+}
+
 }  // namespace kernels
 }  // namespace chorus::inline CHORUS_ABI::simd
 
@@ -4485,6 +4550,11 @@ struct neon_level {
   }
   static inline float hsumv(fvec a) noexcept { return vaddvq_f32(a.v); }
   static inline float hmaxv(fvec a) noexcept { return vmaxvq_f32(a.v); }
+  static inline fvec absv(fvec a) noexcept { return {vabsq_f32(a.v)}; }
+  static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
+    const int16x4_t i16 = vqmovn_s32(vcvtq_s32_f32(a.v));
+    vst1_lane_s32(reinterpret_cast<std::int32_t*>(p), vreinterpret_s32_s8(vqmovn_s16(vcombine_s16(i16, i16))), 0);
+  }
   static inline fvec load_halves(const fp16* p) noexcept {
     return {vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const std::uint16_t*>(p))))};
   }
@@ -4845,6 +4915,14 @@ struct scalar_level {
     for (auto v : a.v) m = v > m ? v : m;
     return m;
   }
+  static inline fvec absv(fvec a) noexcept {
+    for (auto& v : a.v) v = std::fabs(v);
+    return a;
+  }
+  // fwidth floats that hold integers in [-128, 127] stored as int8
+  static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
+    for (std::size_t k = 0; k < fwidth; ++k) p[k] = static_cast<std::int8_t>(a.v[k]);
+  }
   static inline fvec load_halves(const fp16* p) noexcept {
     fvec r;
     for (std::size_t k = 0; k < fwidth; ++k) r.v[k] = half_to_float_fast(p[k].bits);
@@ -5108,6 +5186,13 @@ struct sse4_level {
   }
   CHORUS_TARGET_SSE4 static inline float hsumv(fvec a) noexcept { return x86::hsum_ps(a.v); }
   CHORUS_TARGET_SSE4 static inline float hmaxv(fvec a) noexcept { return x86::hmax_ps(a.v); }
+  CHORUS_TARGET_SSE4 static inline fvec absv(fvec a) noexcept { return {_mm_andnot_ps(_mm_set1_ps(-0.0f), a.v)}; }
+  // fwidth floats that hold integers in [-128, 127] stored as int8
+  CHORUS_TARGET_SSE4 static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
+    const __m128i i16 = _mm_packs_epi32(_mm_cvttps_epi32(a.v), _mm_setzero_si128());
+    const std::int32_t packed = _mm_cvtsi128_si32(_mm_packs_epi16(i16, _mm_setzero_si128()));
+    std::memcpy(p, &packed, 4);
+  }
   // Without F16C: half_to_float_fast in four lanes (exponent and mantissa moved into place and
   // rebiased by one multiplication; infinities and NaNs selected apart), bit-exact.
   CHORUS_TARGET_SSE4 static inline fvec load_halves(const fp16* p) noexcept {
@@ -5297,6 +5382,12 @@ struct avx2_level {
   CHORUS_TARGET_AVX2 static inline float hmaxv(fvec a) noexcept {
     return x86::hmax_ps(_mm_max_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1)));
   }
+  CHORUS_TARGET_AVX2 static inline fvec absv(fvec a) noexcept { return {_mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v)}; }
+  CHORUS_TARGET_AVX2 static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
+    const __m256i i32 = _mm256_cvttps_epi32(a.v);
+    const __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(i16, i16));
+  }
   CHORUS_TARGET_AVX2 static inline fvec load_halves(const fp16* p) noexcept {
     return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
   }
@@ -5371,6 +5462,12 @@ struct avx512_level {
     const __m256 m = _mm256_max_ps(half_of<0>(a.v), half_of<1>(a.v));
     return x86::hmax_ps(_mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1)));
   }
+  CHORUS_TARGET_AVX512 static inline fvec absv(fvec a) noexcept {
+    return {_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(0x7fffffff)))};
+  }
+  CHORUS_TARGET_AVX512 static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_maskz_cvtsepi32_epi8(0xFFFF, _mm512_maskz_cvttps_epi32(0xFFFF, a.v)));
+  }
   CHORUS_TARGET_AVX512 static inline fvec load_halves(const fp16* p) noexcept {
     return {_mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
   }
@@ -5408,6 +5505,8 @@ struct format_kernels {
                std::size_t n_x, std::size_t x_stride, float* y, std::size_t y_stride) noexcept;
   // the vector decoder's output stored to memory (quantized formats; for tests)
   void (*unpack)(const Block& b, decoded_t<Block>& out) noexcept;
+  // one row of `cols` float activations into the format these weights are multiplied with
+  void (*quantize)(const float* x, activation* out, std::size_t cols) noexcept;
 };
 
 // The float kernels of the forward pass at one level.
@@ -5477,6 +5576,10 @@ struct entries;
     TARGET CHORUS_FLATTEN static void unpack(const Block& b, decoded_t<Block>& out) noexcept {                     \
       kernels::unpack<L>(b, out);                                                                                  \
     }                                                                                                              \
+    template <class Activation>                                                                                    \
+    TARGET CHORUS_FLATTEN static void quantize(const float* x, Activation* out, std::size_t cols) noexcept {       \
+      kernels::quantize<L>(x, out, cols);                                                                          \
+    }                                                                                                              \
     TARGET CHORUS_FLATTEN static float dot_f32(const float* a, const float* b, std::size_t n) noexcept {           \
       return kernels::dot<L, float>(a, b, n);                                                                      \
     }                                                                                                              \
@@ -5523,7 +5626,7 @@ constexpr kernel_table make_table(quant::formats<Blocks...>*) noexcept {
   using e = entries<L>;
   return kernel_table{L::level,
                       {format_kernels<Blocks>{&e::template dot<Blocks>, &e::template gemv<Blocks>, &e::template gemm<Blocks>,
-                                              &e::template unpack<Blocks>}...},
+                                              &e::template unpack<Blocks>, &e::template quantize<activation_t<Blocks>>}...},
                       float_kernels{&e::dot_f32, &e::rmsnorm, &e::softmax, &e::swiglu, &e::axpy, &e::add, &e::scale,
                                     &e::fp16_to_float, &e::float_to_fp16}};
 }
@@ -5775,24 +5878,11 @@ float dot(const Block* w, const activation_t<Block>* a, std::size_t n_blocks) {
 }
 
 // Quantizes (or converts) one row of `cols` float activations to the format that `Block`
-// weights are multiplied with.
+// weights are multiplied with, by the level that runs (the oracles: block_traits<block_q8_0>::
+// quantize, quant::quantize_q8_1, quant::quantize_q8_k).
 template <class Block>
-void quantize_activation(const float* x, activation_t<Block>* out, std::size_t cols) noexcept {
-  using activation = activation_t<Block>;
-  if constexpr (std::is_same_v<activation, float>) {
-    std::copy_n(x, cols, out);
-  } else if constexpr (std::is_same_v<activation, fp16>) {
-    for (std::size_t i = 0; i < cols; ++i) out[i] = fp16(x[i]);
-  } else if constexpr (std::is_same_v<activation, bf16>) {
-    for (std::size_t i = 0; i < cols; ++i) out[i] = bf16(x[i]);
-  } else if constexpr (std::is_same_v<activation, quant::block_q8_0>) {
-    quant::block_traits<quant::block_q8_0>::quantize(x, out, cols);
-  } else if constexpr (std::is_same_v<activation, quant::block_q8_1>) {
-    quant::quantize_q8_1(x, out, cols);
-  } else {
-    static_assert(std::is_same_v<activation, quant::block_q8_k>);
-    quant::quantize_q8_k(x, out, cols);
-  }
+void quantize_activation(const float* x, activation_t<Block>* out, std::size_t cols) {
+  active_kernels().of<Block>().quantize(x, out, cols);
 }
 
 // Bytes of activation storage for a row of `cols` values for `Block` weights.
@@ -6732,7 +6822,7 @@ class basic_context {
       const auto& kernels = simd::active_kernels().of<Block>();
       const std::size_t act_per_row = simd::activation_bytes<Block>(w.cols) / sizeof(activation);
       auto* act = reinterpret_cast<activation*>(activations_.data());
-      for (std::size_t i = 0; i < n; ++i) simd::quantize_activation<Block>(x + i * w.cols, act + i * act_per_row, w.cols);
+      for (std::size_t i = 0; i < n; ++i) kernels.quantize(x + i * w.cols, act + i * act_per_row, w.cols);
       const auto* blocks = reinterpret_cast<const Block*>(w.data);
       // Small products run on the calling thread: waking the pool costs microseconds when it is
       // idle and a scheduler time slice when the machine is busy, more than a small matrix takes.

@@ -240,7 +240,7 @@ class basic_context {
       const auto& kernels = simd::active_kernels().of<Block>();
       const std::size_t act_per_row = simd::activation_bytes<Block>(w.cols) / sizeof(activation);
       auto* act = reinterpret_cast<activation*>(activations_.data());
-      for (std::size_t i = 0; i < n; ++i) simd::quantize_activation<Block>(x + i * w.cols, act + i * act_per_row, w.cols);
+      for (std::size_t i = 0; i < n; ++i) kernels.quantize(x + i * w.cols, act + i * act_per_row, w.cols);
       const auto* blocks = reinterpret_cast<const Block*>(w.data);
       // Small products run on the calling thread: waking the pool costs microseconds when it is
       // idle and a scheduler time slice when the machine is busy, more than a small matrix takes.

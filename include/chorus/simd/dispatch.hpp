@@ -36,6 +36,8 @@ struct format_kernels {
                std::size_t n_x, std::size_t x_stride, float* y, std::size_t y_stride) noexcept;
   // the vector decoder's output stored to memory (quantized formats; for tests)
   void (*unpack)(const Block& b, decoded_t<Block>& out) noexcept;
+  // one row of `cols` float activations into the format these weights are multiplied with
+  void (*quantize)(const float* x, activation* out, std::size_t cols) noexcept;
 };
 
 // The float kernels of the forward pass at one level.
@@ -105,6 +107,10 @@ struct entries;
     TARGET CHORUS_FLATTEN static void unpack(const Block& b, decoded_t<Block>& out) noexcept {                     \
       kernels::unpack<L>(b, out);                                                                                  \
     }                                                                                                              \
+    template <class Activation>                                                                                    \
+    TARGET CHORUS_FLATTEN static void quantize(const float* x, Activation* out, std::size_t cols) noexcept {       \
+      kernels::quantize<L>(x, out, cols);                                                                          \
+    }                                                                                                              \
     TARGET CHORUS_FLATTEN static float dot_f32(const float* a, const float* b, std::size_t n) noexcept {           \
       return kernels::dot<L, float>(a, b, n);                                                                      \
     }                                                                                                              \
@@ -151,7 +157,7 @@ constexpr kernel_table make_table(quant::formats<Blocks...>*) noexcept {
   using e = entries<L>;
   return kernel_table{L::level,
                       {format_kernels<Blocks>{&e::template dot<Blocks>, &e::template gemv<Blocks>, &e::template gemm<Blocks>,
-                                              &e::template unpack<Blocks>}...},
+                                              &e::template unpack<Blocks>, &e::template quantize<activation_t<Blocks>>}...},
                       float_kernels{&e::dot_f32, &e::rmsnorm, &e::softmax, &e::swiglu, &e::axpy, &e::add, &e::scale,
                                     &e::fp16_to_float, &e::float_to_fp16}};
 }

@@ -32,24 +32,11 @@ float dot(const Block* w, const activation_t<Block>* a, std::size_t n_blocks) {
 }
 
 // Quantizes (or converts) one row of `cols` float activations to the format that `Block`
-// weights are multiplied with.
+// weights are multiplied with, by the level that runs (the oracles: block_traits<block_q8_0>::
+// quantize, quant::quantize_q8_1, quant::quantize_q8_k).
 template <class Block>
-void quantize_activation(const float* x, activation_t<Block>* out, std::size_t cols) noexcept {
-  using activation = activation_t<Block>;
-  if constexpr (std::is_same_v<activation, float>) {
-    std::copy_n(x, cols, out);
-  } else if constexpr (std::is_same_v<activation, fp16>) {
-    for (std::size_t i = 0; i < cols; ++i) out[i] = fp16(x[i]);
-  } else if constexpr (std::is_same_v<activation, bf16>) {
-    for (std::size_t i = 0; i < cols; ++i) out[i] = bf16(x[i]);
-  } else if constexpr (std::is_same_v<activation, quant::block_q8_0>) {
-    quant::block_traits<quant::block_q8_0>::quantize(x, out, cols);
-  } else if constexpr (std::is_same_v<activation, quant::block_q8_1>) {
-    quant::quantize_q8_1(x, out, cols);
-  } else {
-    static_assert(std::is_same_v<activation, quant::block_q8_k>);
-    quant::quantize_q8_k(x, out, cols);
-  }
+void quantize_activation(const float* x, activation_t<Block>* out, std::size_t cols) {
+  active_kernels().of<Block>().quantize(x, out, cols);
 }
 
 // Bytes of activation storage for a row of `cols` values for `Block` weights.

@@ -32,6 +32,7 @@
 #include "chorus/config.hpp"
 #include "chorus/core/fp16.hpp"
 #include "chorus/quant/formats.hpp"
+#include "chorus/quant/q8_1.hpp"
 #include "chorus/quant/q8_k.hpp"
 #include "chorus/simd/target.hpp"
 
@@ -854,6 +855,71 @@ CHORUS_ALWAYS_INLINE void float_to_fp16(const float* in, fp16* out, std::size_t 
   std::size_t i = 0;
   for (; i + width <= n; i += width) L::store_halves(out + i, L::loadf(in + i));
   for (; i < n; ++i) out[i] = fp16(in[i]);
+}
+
+// ---- activation quantizers ----
+// The arithmetic of the oracles (quant::block_traits<block_q8_0>::quantize, quant::quantize_q8_1,
+// quant::quantize_q8_k) lane by lane, so that every level writes the same bytes: the largest
+// magnitude by max (exact in any order), one multiplication by the same inverse scale per value,
+// rounding to nearest even. Blocks of 32 and 256 are whole vectors at every level.
+template <class L>
+CHORUS_ALWAYS_INLINE float abs_max(const float* x, std::size_t n) noexcept {
+  auto m = L::absv(L::loadf(x));
+  for (std::size_t i = L::fwidth; i < n; i += L::fwidth) m = L::maxv(m, L::absv(L::loadf(x + i)));
+  return L::hmaxv(m);
+}
+template <class L>
+CHORUS_ALWAYS_INLINE void round_to_int8s(const float* x, float scale, std::int8_t* out, std::size_t n) noexcept {
+  const auto s = L::splatv(scale);
+  const auto limit = L::splatv(127.0f);  // the oracles' clamp (quantize_q8_k); a no-op elsewhere
+  for (std::size_t i = 0; i < n; i += L::fwidth) L::store_int8s(out + i, L::minv(L::roundv(L::mulv(L::loadf(x + i), s)), limit));
+}
+
+// One row of `cols` float activations into the format `Activation` that weights are multiplied with.
+template <class L, class Activation>
+CHORUS_ALWAYS_INLINE void quantize(const float* x, Activation* out, std::size_t cols) noexcept {
+  if constexpr (std::is_same_v<Activation, float>) {
+    std::memcpy(out, x, cols * sizeof(float));
+  } else if constexpr (std::is_same_v<Activation, fp16>) {
+    float_to_fp16<L>(x, out, cols);
+  } else if constexpr (std::is_same_v<Activation, bf16>) {
+    for (std::size_t i = 0; i < cols; ++i) out[i] = bf16(x[i]);
+  } else if constexpr (std::is_same_v<Activation, quant::block_q8_0> || std::is_same_v<Activation, quant::block_q8_1>) {
+    for (std::size_t b = 0; b < cols / 32; ++b) {
+      const float* xb = x + b * 32;
+      const float amax = abs_max<L>(xb, 32);
+      const float d = amax / 127.0f;
+      round_to_int8s<L>(xb, amax != 0.0f ? 127.0f / amax : 0.0f, out[b].qs, 32);
+      out[b].d = fp16(d);
+      if constexpr (std::is_same_v<Activation, quant::block_q8_1>) {
+        int sum = 0;
+        for (const std::int8_t q : out[b].qs) sum += q;
+        out[b].s = fp16(d * static_cast<float>(sum));
+      }
+    }
+  } else {
+    static_assert(std::is_same_v<Activation, quant::block_q8_k>);
+    for (std::size_t b = 0; b < cols / 256; ++b) {
+      const float* xb = x + b * 256;
+      quant::block_q8_k& y = out[b];
+      const float amax = abs_max<L>(xb, 256);
+      if (amax == 0.0f) {
+        std::memset(&y, 0, sizeof y);
+        continue;
+      }
+      // the signed value of the first element of largest magnitude, as the oracle picks it
+      std::size_t first = 0;
+      while (std::fabs(xb[first]) != amax) ++first;
+      const float iscale = -127.0f / xb[first];
+      round_to_int8s<L>(xb, iscale, y.qs, 256);
+      for (int g = 0; g < 16; ++g) {
+        int sum = 0;
+        for (int i = 0; i < 16; ++i) sum += y.qs[g * 16 + i];
+        y.bsums[g] = static_cast<std::int16_t>(sum);
+      }
+      y.d = 1.0f / iscale;
+    }
+  }
 }
 
 }  // namespace kernels

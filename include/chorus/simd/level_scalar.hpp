@@ -324,6 +324,14 @@ struct scalar_level {
     for (auto v : a.v) m = v > m ? v : m;
     return m;
   }
+  static inline fvec absv(fvec a) noexcept {
+    for (auto& v : a.v) v = std::fabs(v);
+    return a;
+  }
+  // fwidth floats that hold integers in [-128, 127] stored as int8
+  static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
+    for (std::size_t k = 0; k < fwidth; ++k) p[k] = static_cast<std::int8_t>(a.v[k]);
+  }
   static inline fvec load_halves(const fp16* p) noexcept {
     fvec r;
     for (std::size_t k = 0; k < fwidth; ++k) r.v[k] = half_to_float_fast(p[k].bits);

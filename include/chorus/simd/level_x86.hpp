@@ -246,6 +246,13 @@ struct sse4_level {
   }
   CHORUS_TARGET_SSE4 static inline float hsumv(fvec a) noexcept { return x86::hsum_ps(a.v); }
   CHORUS_TARGET_SSE4 static inline float hmaxv(fvec a) noexcept { return x86::hmax_ps(a.v); }
+  CHORUS_TARGET_SSE4 static inline fvec absv(fvec a) noexcept { return {_mm_andnot_ps(_mm_set1_ps(-0.0f), a.v)}; }
+  // fwidth floats that hold integers in [-128, 127] stored as int8
+  CHORUS_TARGET_SSE4 static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
+    const __m128i i16 = _mm_packs_epi32(_mm_cvttps_epi32(a.v), _mm_setzero_si128());
+    const std::int32_t packed = _mm_cvtsi128_si32(_mm_packs_epi16(i16, _mm_setzero_si128()));
+    std::memcpy(p, &packed, 4);
+  }
   // Without F16C: half_to_float_fast in four lanes (exponent and mantissa moved into place and
   // rebiased by one multiplication; infinities and NaNs selected apart), bit-exact.
   CHORUS_TARGET_SSE4 static inline fvec load_halves(const fp16* p) noexcept {
@@ -435,6 +442,12 @@ struct avx2_level {
   CHORUS_TARGET_AVX2 static inline float hmaxv(fvec a) noexcept {
     return x86::hmax_ps(_mm_max_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1)));
   }
+  CHORUS_TARGET_AVX2 static inline fvec absv(fvec a) noexcept { return {_mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v)}; }
+  CHORUS_TARGET_AVX2 static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
+    const __m256i i32 = _mm256_cvttps_epi32(a.v);
+    const __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(i16, i16));
+  }
   CHORUS_TARGET_AVX2 static inline fvec load_halves(const fp16* p) noexcept {
     return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
   }
@@ -508,6 +521,12 @@ struct avx512_level {
   CHORUS_TARGET_AVX512 static inline float hmaxv(fvec a) noexcept {
     const __m256 m = _mm256_max_ps(half_of<0>(a.v), half_of<1>(a.v));
     return x86::hmax_ps(_mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1)));
+  }
+  CHORUS_TARGET_AVX512 static inline fvec absv(fvec a) noexcept {
+    return {_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(0x7fffffff)))};
+  }
+  CHORUS_TARGET_AVX512 static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_maskz_cvtsepi32_epi8(0xFFFF, _mm512_maskz_cvttps_epi32(0xFFFF, a.v)));
   }
   CHORUS_TARGET_AVX512 static inline fvec load_halves(const fp16* p) noexcept {
     return {_mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
