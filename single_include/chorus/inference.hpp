@@ -4319,9 +4319,10 @@ CHORUS_ALWAYS_INLINE void quantize(const float* x, Activation* out, std::size_t 
         std::memset(&y, 0, sizeof y);
         continue;
       }
-      // the signed value of the first element of largest magnitude, as the oracle picks it
+      // the signed value of the first element of largest magnitude, as the oracle picks it (the
+      // bound: a NaN in the block makes amax NaN at some levels, and then nothing compares equal)
       std::size_t first = 0;
-      while (std::fabs(xb[first]) != amax) ++first;
+      while (first < 255 && !(std::fabs(xb[first]) == amax)) ++first;
       const float iscale = -127.0f / xb[first];
       round_to_int8s<L>(xb, iscale, y.qs, 256);
       for (int g = 0; g < 16; ++g) {
@@ -4546,7 +4547,8 @@ struct neon_level {
   static inline fvec absv(fvec a) noexcept { return {vabsq_f32(a.v)}; }
   static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
     const int16x4_t i16 = vqmovn_s32(vcvtq_s32_f32(a.v));
-    vst1_lane_s32(reinterpret_cast<std::int32_t*>(p), vreinterpret_s32_s8(vqmovn_s16(vcombine_s16(i16, i16))), 0);
+    const std::int32_t packed = vget_lane_s32(vreinterpret_s32_s8(vqmovn_s16(vcombine_s16(i16, i16))), 0);
+    std::memcpy(p, &packed, 4);
   }
   static inline fvec load_halves(const fp16* p) noexcept {
     return {vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const std::uint16_t*>(p))))};

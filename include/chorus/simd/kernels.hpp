@@ -907,9 +907,10 @@ CHORUS_ALWAYS_INLINE void quantize(const float* x, Activation* out, std::size_t 
         std::memset(&y, 0, sizeof y);
         continue;
       }
-      // the signed value of the first element of largest magnitude, as the oracle picks it
+      // the signed value of the first element of largest magnitude, as the oracle picks it (the
+      // bound: a NaN in the block makes amax NaN at some levels, and then nothing compares equal)
       std::size_t first = 0;
-      while (std::fabs(xb[first]) != amax) ++first;
+      while (first < 255 && !(std::fabs(xb[first]) == amax)) ++first;
       const float iscale = -127.0f / xb[first];
       round_to_int8s<L>(xb, iscale, y.qs, 256);
       for (int g = 0; g < 16; ++g) {

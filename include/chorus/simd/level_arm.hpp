@@ -206,7 +206,8 @@ struct neon_level {
   static inline fvec absv(fvec a) noexcept { return {vabsq_f32(a.v)}; }
   static inline void store_int8s(std::int8_t* p, fvec a) noexcept {
     const int16x4_t i16 = vqmovn_s32(vcvtq_s32_f32(a.v));
-    vst1_lane_s32(reinterpret_cast<std::int32_t*>(p), vreinterpret_s32_s8(vqmovn_s16(vcombine_s16(i16, i16))), 0);
+    const std::int32_t packed = vget_lane_s32(vreinterpret_s32_s8(vqmovn_s16(vcombine_s16(i16, i16))), 0);
+    std::memcpy(p, &packed, 4);
   }
   static inline fvec load_halves(const fp16* p) noexcept {
     return {vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const std::uint16_t*>(p))))};
