@@ -464,6 +464,7 @@ void expect_model_generations_validate(const std::string& model_file, int seeds,
   opts.sampling.min_p = 0.0f;
   opts.constraint = std::make_shared<sample::grammar_constraint>(grammar, index, model->tokens());
   const sample::json_schema_validator validator(schema);
+  seeds = chorus_test::seeds_for_this_build(seeds);
   int valid = 0;
   for (int seed = 0; seed < seeds; ++seed) {
     opts.sampling.seed = static_cast<std::uint64_t>(seed);

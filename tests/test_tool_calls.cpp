@@ -221,6 +221,7 @@ void expect_generated_calls_parse(const std::string& model_file, kind family, co
   opts.tools = template_tools();
   opts.constraint = std::make_shared<sample::grammar_constraint>(grammar, index, model->tokens());
   const std::vector<tokenizer::chat_message> messages = {{"user", "What's the weather in Paris?"}};
+  seeds = chorus_test::seeds_for_this_build(seeds);
   for (int seed = 0; seed < seeds; ++seed) {
     opts.sampling.seed = static_cast<std::uint64_t>(seed);
     const auto result = session.chat(messages, opts);

@@ -167,10 +167,21 @@ constexpr kernel_table make_table(quant::formats<Blocks...>*) noexcept {
 // translation unit (docs/build-time.md). A program that includes chorus in several files can compile it once: define
 // CHORUS_EXTERN_KERNELS in every file and CHORUS_DEFINE_KERNELS in exactly one of them
 // (docs/build-time.md). Without either, every file has its own copy and the linker keeps one.
+// A build with cores to spare can split that one file by level: one file per level, each defining
+// one of CHORUS_DEFINE_KERNELS_SCALAR, _SSE4, _AVX2, _AVX512, _NEON, _DOTPROD (the other levels are
+// then extern; a level this target has no code for compiles to nothing). Each level's table is
+// a separate instantiation, so the files compile in parallel (chorus's own programs: src/kernels_*.cpp).
 template <class L>
 const kernel_table& table() noexcept;
 
-#if !defined(CHORUS_EXTERN_KERNELS) || defined(CHORUS_DEFINE_KERNELS)
+#if defined(CHORUS_DEFINE_KERNELS_SCALAR) || defined(CHORUS_DEFINE_KERNELS_SSE4) || defined(CHORUS_DEFINE_KERNELS_AVX2) || \
+    defined(CHORUS_DEFINE_KERNELS_AVX512) || defined(CHORUS_DEFINE_KERNELS_NEON) || defined(CHORUS_DEFINE_KERNELS_DOTPROD)
+#define CHORUS_DEFINES_ONE_LEVEL 1
+#else
+#define CHORUS_DEFINES_ONE_LEVEL 0
+#endif
+
+#if !defined(CHORUS_EXTERN_KERNELS) || defined(CHORUS_DEFINE_KERNELS) || CHORUS_DEFINES_ONE_LEVEL
 // Constant-initialized: no code runs to build a table.
 template <class L>
 inline constexpr kernel_table table_of = make_table<L>(static_cast<quant::compiled_formats*>(nullptr));
@@ -181,33 +192,44 @@ const kernel_table& table() noexcept {
 }
 #endif
 
-#if defined(CHORUS_DEFINE_KERNELS)
+// Each level: defined here (all levels, or this one), or extern (defined in another file).
+#if defined(CHORUS_DEFINE_KERNELS) || defined(CHORUS_DEFINE_KERNELS_SCALAR)
 template const kernel_table& table<scalar_level>() noexcept;
-#if CHORUS_HAVE_X86_LEVELS
-template const kernel_table& table<sse4_level>() noexcept;
-template const kernel_table& table<avx2_level>() noexcept;
-template const kernel_table& table<avx512_level>() noexcept;
-#endif
-#if CHORUS_ARCH_ARM64
-template const kernel_table& table<neon_level>() noexcept;
-#if CHORUS_HAVE_DOTPROD_LEVEL
-template const kernel_table& table<dotprod_level>() noexcept;
-#endif
-#endif
-#elif defined(CHORUS_EXTERN_KERNELS)
+#elif defined(CHORUS_EXTERN_KERNELS) || CHORUS_DEFINES_ONE_LEVEL
 extern template const kernel_table& table<scalar_level>() noexcept;
+#endif
 #if CHORUS_HAVE_X86_LEVELS
+#if defined(CHORUS_DEFINE_KERNELS) || defined(CHORUS_DEFINE_KERNELS_SSE4)
+template const kernel_table& table<sse4_level>() noexcept;
+#elif defined(CHORUS_EXTERN_KERNELS) || CHORUS_DEFINES_ONE_LEVEL
 extern template const kernel_table& table<sse4_level>() noexcept;
+#endif
+#if defined(CHORUS_DEFINE_KERNELS) || defined(CHORUS_DEFINE_KERNELS_AVX2)
+template const kernel_table& table<avx2_level>() noexcept;
+#elif defined(CHORUS_EXTERN_KERNELS) || CHORUS_DEFINES_ONE_LEVEL
 extern template const kernel_table& table<avx2_level>() noexcept;
+#endif
+#if defined(CHORUS_DEFINE_KERNELS) || defined(CHORUS_DEFINE_KERNELS_AVX512)
+template const kernel_table& table<avx512_level>() noexcept;
+#elif defined(CHORUS_EXTERN_KERNELS) || CHORUS_DEFINES_ONE_LEVEL
 extern template const kernel_table& table<avx512_level>() noexcept;
 #endif
+#endif
 #if CHORUS_ARCH_ARM64
+#if defined(CHORUS_DEFINE_KERNELS) || defined(CHORUS_DEFINE_KERNELS_NEON)
+template const kernel_table& table<neon_level>() noexcept;
+#elif defined(CHORUS_EXTERN_KERNELS) || CHORUS_DEFINES_ONE_LEVEL
 extern template const kernel_table& table<neon_level>() noexcept;
+#endif
 #if CHORUS_HAVE_DOTPROD_LEVEL
+#if defined(CHORUS_DEFINE_KERNELS) || defined(CHORUS_DEFINE_KERNELS_DOTPROD)
+template const kernel_table& table<dotprod_level>() noexcept;
+#elif defined(CHORUS_EXTERN_KERNELS) || CHORUS_DEFINES_ONE_LEVEL
 extern template const kernel_table& table<dotprod_level>() noexcept;
 #endif
 #endif
 #endif
+#undef CHORUS_DEFINES_ONE_LEVEL
 }  // namespace detail
 
 // The kernels of `level`. Throws errc::unsupported if this build has none for it or the CPU
