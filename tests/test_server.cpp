@@ -1,8 +1,8 @@
 // The OpenAI-compatible server and remote members, against real peers on 127.0.0.1: the server
 // in-process and as the built `chorus serve`, called by chorus's remote member, by curl for raw
 // protocol cases, by plain sockets (slow clients, a thousand connections, clients that vanish)
-// and by misbehaving peers (500s, garbage, silence, a server killed mid-stream). The Node
-// `openai` client's test is test_server_node.cpp.
+// and by misbehaving peers (500s, garbage, silence, a server killed mid-stream), and by the Node
+// `openai` client (ServerNode).
 #define CHORUS_NETWORK 1
 #include "test_support.hpp"
 #include "derived_models.hpp"
