@@ -1,6 +1,6 @@
 // Kernel benchmarks, one thread: gemv for every compiled-in weight format at every
 // instruction-set level this CPU runs (weight bytes streamed per second: "gemv/Q4_K/avx2/4096x4096"),
-// gemm at 512 activation rows at the level that runs, and the float kernels (formats chorus can
+// gemm at 4, 8 and 512 activation rows at the level that runs, and the float kernels (formats chorus can
 // quantize: the fixtures are random weights).
 #include <benchmark/benchmark.h>
 
@@ -72,6 +72,22 @@ void register_format(const std::vector<simd::isa>& levels) {
         state.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
       })->Unit(benchmark::kMillisecond);
     }
+  }
+  // A few sequences decoded together (a fusion panel of one model, a server's batch): the gemm at
+  // 4 and 8 activation rows, weight bytes streamed per second as in the gemv.
+  for (const std::size_t n_x : {4, 8}) {
+    const std::string label = "gemm" + std::to_string(n_x) + "/" + name + "/" + std::string(simd::isa_name(simd::active_isa())) +
+                              "/14336x4096";
+    benchmark::RegisterBenchmark(label.c_str(), [n_x](benchmark::State& state) {
+      auto& f = fixture<Block>(14336, 4096, n_x);
+      for (auto _ : state) {
+        simd::gemm(f.w.data(), 0, f.rows, f.cols, f.x.data(), f.n_x, f.per_row, f.y.data(), f.rows);
+        benchmark::DoNotOptimize(f.y.data());
+        benchmark::ClobberMemory();
+      }
+      const double bytes = static_cast<double>(f.w.size() * sizeof(Block));
+      state.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+    })->Unit(benchmark::kMillisecond);
   }
   const std::string label = "gemm512/" + name + "/" + std::string(simd::isa_name(simd::active_isa())) + "/4096x4096";
   benchmark::RegisterBenchmark(label.c_str(), [](benchmark::State& state) {

@@ -3711,8 +3711,10 @@ CHORUS_ALWAYS_INLINE std::int32_t activation_sum(const Activation& a) noexcept {
 // and per activation row their 8 integer vectors are reduced into one (lane r = row r) and take
 // dot()'s float steps in lanes; the activation scales are converted once for all rows (rows up to
 // 16384 columns; longer ones, and the last rows of the range, go through dot()). Every result is
-// dot()'s. One activation row is the gemv of generation; 2-4 are a few sequences decoded together,
-// where the gemm's interleaved tiles would run one column each (docs/perf.md, 2026-12-03).
+// dot()'s. One activation row is the gemv of generation; 2-8 are a few sequences decoded together,
+// where the gemm's interleaved tiles would run one column each (docs/perf.md, 2026-12-03). All 8
+// in one pass over the weights rather than two passes of 4: 8 sequences of the 1B Q4_0 model
+// decoded 14 % more tokens/s on a Xeon at the AVX-512 level (docs/perf.md, 2026-12-08).
 //
 // Eight rows are eight short read streams that restart at every group of rows, and the hardware
 // prefetchers fell behind them: the loop prefetches each row gemv_prefetch_blocks ahead, and
@@ -3720,7 +3722,7 @@ CHORUS_ALWAYS_INLINE std::int32_t activation_sum(const Activation& a) noexcept {
 // (576 bytes) rather than 12: the 1B Q4_0 model's generation went from 25 to 29 tok/s on two
 // threads of a Xeon (Sapphire Rapids), and 64 was no faster (docs/perf.md, 2026-12-03, evening).
 inline constexpr std::size_t gemv_prefetch_blocks = 32;
-inline constexpr std::size_t gemv_activation_rows = 4;
+inline constexpr std::size_t gemv_activation_rows = 8;
 inline constexpr std::size_t gemm_min_activation_rows = 8;  // up to this many, gemm_small runs gemv_small
 
 template <class L, class Block, class Dot>
@@ -4105,12 +4107,15 @@ CHORUS_ALWAYS_INLINE void gemm_k(const Block* w, std::size_t row_begin, std::siz
                                  std::size_t y_stride) noexcept {
   constexpr std::size_t C = L::tile_cols;
   const std::size_t per_row = cols / 256;
-  // A few activation rows: one weight row against up to 4 of them at a time (dot_rows), faster
-  // than tiles of one column (docs/perf.md, 2026-12-03).
+  // A few activation rows: one weight row against up to L::k_rows_per_pass of them at a time
+  // (dot_rows), faster than tiles of one column (docs/perf.md, 2026-12-03 and 2026-12-08).
   if (n_x <= gemm_min_activation_rows) {
     for (std::size_t r = row_begin; r < row_end; ++r) {
       const Block* row = w + r * per_row;
       std::size_t i = 0;
+      if constexpr (L::k_rows_per_pass == 8) {
+        for (; i + 8 <= n_x; i += 8) dot_rows<L, Block, 8>(row, x + i * x_stride, x_stride, per_row, y + i * y_stride + r, y_stride);
+      }
       for (; i + 4 <= n_x; i += 4) dot_rows<L, Block, 4>(row, x + i * x_stride, x_stride, per_row, y + i * y_stride + r, y_stride);
       for (; i + 2 <= n_x; i += 2) dot_rows<L, Block, 2>(row, x + i * x_stride, x_stride, per_row, y + i * y_stride + r, y_stride);
       for (; i < n_x; ++i) dot_rows<L, Block, 1>(row, x + i * x_stride, x_stride, per_row, y + i * y_stride + r, y_stride);
@@ -4391,6 +4396,9 @@ struct neon_level {
   static constexpr std::size_t fwidth = 4;
   // activation rows per gemm register tile (4 q registers of accumulators each, of 32)
   static constexpr std::size_t tile_cols = 4;
+  // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows):
+  // 8 is measured faster only on x86 (docs/perf.md, 2026-12-08); not measured on ARM hardware
+  static constexpr std::size_t k_rows_per_pass = 4;
   struct fvec {
     float32x4_t v;
   };
@@ -4646,6 +4654,10 @@ struct scalar_level {
   static constexpr std::size_t fwidth = 8;
   // activation rows per register tile of the gemm (kernels.hpp: interleaved_tile)
   static constexpr std::size_t tile_cols = 2;
+  // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows):
+  // 4, because 8 fully unrolled scalar rows grew this level's kernel file from 58 to 80 s of
+  // compile time (GCC 12, -O3), and the scalar level's speed matters less than every build's time
+  static constexpr std::size_t k_rows_per_pass = 4;
   struct fvec {
     float v[8];
   };
@@ -5026,6 +5038,8 @@ struct sse4_level {
   static constexpr std::size_t fwidth = 4;
   // activation rows per gemm register tile (16 xmm registers, two per vector)
   static constexpr std::size_t tile_cols = 2;
+  // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows)
+  static constexpr std::size_t k_rows_per_pass = 4;
   struct fvec {
     __m128 v;
   };
@@ -5359,6 +5373,9 @@ struct avx2_level {
   static constexpr std::size_t fwidth = 8;
   // activation rows per gemm register tile (2 accumulators each, of 16 ymm registers)
   static constexpr std::size_t tile_cols = 4;
+  // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows):
+  // 8 rather than 4 measured faster at 8 rows (docs/perf.md, 2026-12-08)
+  static constexpr std::size_t k_rows_per_pass = 8;
   struct fvec {
     __m256 v;
   };
@@ -5429,6 +5446,8 @@ struct avx512_level {
   static constexpr std::size_t fwidth = 16;
   // activation rows per gemm register tile (2 accumulators each, of 32 ymm registers)
   static constexpr std::size_t tile_cols = 8;
+  // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows)
+  static constexpr std::size_t k_rows_per_pass = 8;
   struct fvec {
     __m512 v;
   };

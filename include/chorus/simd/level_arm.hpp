@@ -44,6 +44,9 @@ struct neon_level {
   static constexpr std::size_t fwidth = 4;
   // activation rows per gemm register tile (4 q registers of accumulators each, of 32)
   static constexpr std::size_t tile_cols = 4;
+  // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows):
+  // 8 is measured faster only on x86 (docs/perf.md, 2026-12-08); not measured on ARM hardware
+  static constexpr std::size_t k_rows_per_pass = 4;
   struct fvec {
     float32x4_t v;
   };

@@ -54,6 +54,10 @@ struct scalar_level {
   static constexpr std::size_t fwidth = 8;
   // activation rows per register tile of the gemm (kernels.hpp: interleaved_tile)
   static constexpr std::size_t tile_cols = 2;
+  // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows):
+  // 4, because 8 fully unrolled scalar rows grew this level's kernel file from 58 to 80 s of
+  // compile time (GCC 12, -O3), and the scalar level's speed matters less than every build's time
+  static constexpr std::size_t k_rows_per_pass = 4;
   struct fvec {
     float v[8];
   };

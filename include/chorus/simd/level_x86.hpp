@@ -85,6 +85,8 @@ struct sse4_level {
   static constexpr std::size_t fwidth = 4;
   // activation rows per gemm register tile (16 xmm registers, two per vector)
   static constexpr std::size_t tile_cols = 2;
+  // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows)
+  static constexpr std::size_t k_rows_per_pass = 4;
   struct fvec {
     __m128 v;
   };
@@ -418,6 +420,9 @@ struct avx2_level {
   static constexpr std::size_t fwidth = 8;
   // activation rows per gemm register tile (2 accumulators each, of 16 ymm registers)
   static constexpr std::size_t tile_cols = 4;
+  // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows):
+  // 8 rather than 4 measured faster at 8 rows (docs/perf.md, 2026-12-08)
+  static constexpr std::size_t k_rows_per_pass = 8;
   struct fvec {
     __m256 v;
   };
@@ -488,6 +493,8 @@ struct avx512_level {
   static constexpr std::size_t fwidth = 16;
   // activation rows per gemm register tile (2 accumulators each, of 32 ymm registers)
   static constexpr std::size_t tile_cols = 8;
+  // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows)
+  static constexpr std::size_t k_rows_per_pass = 8;
   struct fvec {
     __m512 v;
   };
