@@ -5382,7 +5382,8 @@ struct avx2_level {
   // activation rows per gemm register tile (2 accumulators each, of 16 ymm registers)
   static constexpr std::size_t tile_cols = 4;
   // activation rows one K-quant weight row meets per pass of gemm_k's few-rows path (dot_rows):
-  // 8 rather than 4, at 8 rows 1.00-1.17x in the kernel and 1.01-1.23x end to end on a Xeon
+  // 8 rather than 4: at 8 rows 1.00-1.04x in the kernel (Q6_K, Q4_K) and 1.01-1.23x end to end
+  // (Q4_K) on a Xeon
   // (docs/perf.md, 2026-12-08)
   static constexpr std::size_t k_rows_per_pass = 8;
   struct fvec {
